@@ -1,0 +1,253 @@
+"""RabbitMQ: the topology of ``EVENTS.md``, confirmed publishing, and
+consumers with bounded, backed-off retries and dead-lettering.
+
+Topology, per consuming queue ``q``::
+
+    agenthq.events (topic) --binding--> q --reject--> agenthq.dlx --q--> q.dlq
+                                        ^
+    q.retry.1 .. q.retry.N (TTL 2^k * base) --expire--> default exchange -> q
+
+A failing message is re-published to the retry queue of its attempt and acked;
+when the queue's TTL expires, RabbitMQ dead-letters it straight back into
+``q`` (and only ``q``: re-publishing to the topic exchange would hand a second
+copy to every other consumer). One retry queue per attempt keeps each queue's
+messages on one TTL, so a long back-off never holds up a short one. After the
+last retry the message is rejected into ``q.dlq``: never dropped, never
+retried forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+
+from agenthq_common.events.envelope import CONTENT_TYPE, CloudEvent
+from agenthq_common.logging import get_logger
+
+log = get_logger(__name__)
+
+RETRY_HEADER = "x-agenthq-retries"
+
+
+class PermanentFailure(Exception):
+    """Raised by a handler for a message that no retry can fix: dead-letter at once."""
+
+
+@dataclass(frozen=True)
+class Topology:
+    namespace: str = ""
+
+    @property
+    def exchange(self) -> str:
+        return f"{self.namespace}agenthq.events"
+
+    @property
+    def dlx(self) -> str:
+        return f"{self.namespace}agenthq.dlx"
+
+    def queue(self, name: str) -> str:
+        return f"{self.namespace}{name}"
+
+
+MessageHandler = Callable[[AbstractIncomingMessage], Awaitable[None]]
+
+
+class Bus:
+    def __init__(
+        self,
+        url: str,
+        *,
+        namespace: str = "",
+        prefetch: int = 64,
+        max_retries: int = 5,
+        retry_base_ms: int = 200,
+    ) -> None:
+        self.url = url
+        self.topology = Topology(namespace)
+        self.prefetch = prefetch
+        self.max_retries = max_retries
+        self.retry_base_ms = retry_base_ms
+        self._connection: AbstractRobustConnection | None = None
+        self._publish_channel: AbstractChannel | None = None
+        self._exchange: AbstractExchange | None = None
+        self._consumer_channels: list[AbstractChannel] = []
+
+    async def connect(self) -> None:
+        # connect_robust reconnects after a broker restart and re-declares the
+        # channels, exchanges, queues, bindings and consumers it knew.
+        name = f"agenthq {self.topology.namespace}".strip()
+        self._connection = await aio_pika.connect_robust(
+            self.url, client_properties={"connection_name": name}
+        )
+        self._publish_channel = await self._connection.channel(publisher_confirms=True)
+        self._exchange = await self._declare_exchanges(self._publish_channel)
+
+    @property
+    def connected(self) -> bool:
+        return self._connection is not None and not self._connection.is_closed
+
+    async def _declare_exchanges(self, channel: AbstractChannel) -> AbstractExchange:
+        await channel.declare_exchange(
+            self.topology.dlx, aio_pika.ExchangeType.DIRECT, durable=True
+        )
+        return await channel.declare_exchange(
+            self.topology.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+
+    async def publish(self, event: CloudEvent) -> None:
+        await self.publish_raw(event.type, event.to_bytes(), str(event.id))
+
+    async def publish_raw(self, routing_key: str, body: bytes, message_id: str) -> None:
+        """Publish and wait for the broker's confirm (raises if it nacks)."""
+        if self._exchange is None:
+            raise RuntimeError("bus not connected")
+        message = aio_pika.Message(
+            body,
+            message_id=message_id,
+            content_type=CONTENT_TYPE,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            type=routing_key,
+        )
+        await self._exchange.publish(message, routing_key=routing_key, mandatory=False)
+
+    async def publish_many(
+        self, events: Sequence[tuple[str, bytes, str]]
+    ) -> list[BaseException | None]:
+        """Publish concurrently; confirms pipeline instead of one round trip each."""
+        results = await asyncio.gather(
+            *(self.publish_raw(k, b, m) for k, b, m in events), return_exceptions=True
+        )
+        return [r if isinstance(r, BaseException) else None for r in results]
+
+    async def declare_consumer_queue(
+        self, channel: AbstractChannel, name: str, bindings: Sequence[str]
+    ) -> AbstractQueue:
+        queue_name = self.topology.queue(name)
+        exchange = await self._declare_exchanges(channel)
+        dlq = await channel.declare_queue(f"{queue_name}.dlq", durable=True)
+        await dlq.bind(self.topology.dlx, routing_key=queue_name)
+        queue = await channel.declare_queue(
+            queue_name,
+            durable=True,
+            arguments={
+                "x-dead-letter-exchange": self.topology.dlx,
+                "x-dead-letter-routing-key": queue_name,
+            },
+        )
+        for pattern in bindings:
+            await queue.bind(exchange, routing_key=pattern)
+        for attempt in range(1, self.max_retries + 1):
+            await channel.declare_queue(
+                self._retry_queue(queue_name, attempt),
+                durable=True,
+                arguments={
+                    "x-message-ttl": self.retry_delay_ms(attempt),
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": queue_name,
+                },
+            )
+        return queue
+
+    def retry_delay_ms(self, attempt: int) -> int:
+        return self.retry_base_ms * 2 ** (attempt - 1)
+
+    @staticmethod
+    def _retry_queue(queue_name: str, attempt: int) -> str:
+        return f"{queue_name}.retry.{attempt}"
+
+    async def consume(
+        self,
+        name: str,
+        bindings: Sequence[str],
+        handler: MessageHandler,
+        *,
+        prefetch: int | None = None,
+    ) -> AbstractQueue:
+        """Start consuming ``name``; ``handler`` returning normally acks the message."""
+        if self._connection is None:
+            raise RuntimeError("bus not connected")
+        channel = await self._connection.channel(publisher_confirms=True)
+        await channel.set_qos(prefetch_count=prefetch or self.prefetch)
+        self._consumer_channels.append(channel)
+        queue = await self.declare_consumer_queue(channel, name, bindings)
+        queue_name = queue.name
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            try:
+                await handler(message)
+            except PermanentFailure as exc:
+                log.error(
+                    "message dead-lettered",
+                    queue=queue_name,
+                    reason=str(exc),
+                    message_id=message.message_id,
+                )
+                await message.reject(requeue=False)
+            except Exception as exc:  # any other failure may be transient: retry
+                await self._retry_or_dead_letter(channel, queue_name, message, exc)
+            else:
+                await message.ack()
+
+        await queue.consume(on_message)
+        return queue
+
+    async def _retry_or_dead_letter(
+        self,
+        channel: AbstractChannel,
+        queue_name: str,
+        message: AbstractIncomingMessage,
+        exc: Exception,
+    ) -> None:
+        retries = int((message.headers or {}).get(RETRY_HEADER, 0) or 0)
+        if retries >= self.max_retries:
+            log.error(
+                "message dead-lettered after retries",
+                queue=queue_name,
+                retries=retries,
+                error=repr(exc),
+                message_id=message.message_id,
+            )
+            await message.reject(requeue=False)
+            return
+        attempt = retries + 1
+        log.warning(
+            "message failed, retrying",
+            queue=queue_name,
+            attempt=attempt,
+            delay_ms=self.retry_delay_ms(attempt),
+            error=repr(exc),
+            message_id=message.message_id,
+        )
+        retry = aio_pika.Message(
+            message.body,
+            headers={**(message.headers or {}), RETRY_HEADER: attempt},
+            message_id=message.message_id,
+            content_type=message.content_type,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            type=message.type,
+        )
+        try:
+            await channel.default_exchange.publish(
+                retry, routing_key=self._retry_queue(queue_name, attempt)
+            )
+        except Exception:
+            # Could not park it for later: hand it back to the queue rather than lose it.
+            await message.nack(requeue=True)
+            return
+        await message.ack()
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+            self._exchange = None

@@ -1,0 +1,103 @@
+"""Database access: one async engine per service and the unit of work.
+
+A unit of work is one transaction. Domain code changes rows and calls
+``uow.publish(event)``; the events are written to the outbox in the same
+transaction at commit, so the change and its events become visible together
+or not at all. Services never commit: whoever opened the unit of work (a
+request, a consumer) does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from sqlalchemy import insert, text
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from agenthq_common.plumbing import notify_channel, outbox
+
+if TYPE_CHECKING:
+    from agenthq_common.events.envelope import CloudEvent
+
+
+class Database:
+    def __init__(self, url: str, *, service: str, pool_size: int = 10) -> None:
+        self.url = url
+        self.service = service
+        self.engine: AsyncEngine = create_async_engine(
+            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        )
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
+        """Commit when the block ends normally, roll back when it raises."""
+        async with self.sessionmaker() as session:
+            uow = UnitOfWork(session, notify_channel(self.service))
+            try:
+                yield uow
+            except BaseException:
+                await uow.rollback()
+                raise
+            else:
+                await uow.commit()
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+class UnitOfWork:
+    def __init__(self, session: AsyncSession, channel: str) -> None:
+        self.session = session
+        self._channel = channel
+        self._pending: list[CloudEvent] = []
+        self._done = False
+
+    def publish(self, event: CloudEvent) -> None:
+        """Publish ``event`` if and when this unit of work commits."""
+        self._pending.append(event)
+
+    @property
+    def pending_events(self) -> list[CloudEvent]:
+        return list(self._pending)
+
+    async def flush_events(self) -> None:
+        """Write pending events to the outbox (inside the open transaction)."""
+        if not self._pending:
+            return
+        rows = [
+            {
+                "event_id": e.id,
+                "event_type": e.type,
+                "payload": e.model_dump(mode="json", exclude_none=True),
+            }
+            for e in self._pending
+        ]
+        await self.session.execute(insert(outbox), rows)
+        # NOTIFY is transactional: the relay hears it only once this commits.
+        await self.session.execute(text("SELECT pg_notify(:c, '')"), {"c": self._channel})
+        self._pending.clear()
+
+    async def commit(self) -> None:
+        if self._done:
+            return
+        await self.flush_events()
+        await self.session.commit()
+        self._done = True
+
+    async def rollback(self) -> None:
+        self._pending.clear()
+        if not self._done:
+            await self.session.rollback()
+            self._done = True

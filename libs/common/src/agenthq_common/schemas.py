@@ -1,0 +1,85 @@
+"""Request/response building blocks of the contract: strict request bodies,
+list pages and opaque keyset cursors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Query
+from pydantic import BaseModel, ConfigDict
+
+from agenthq_common.errors import Unprocessable
+
+T = TypeVar("T")
+
+
+class StrictModel(BaseModel):
+    """Request bodies: unknown fields are a 422, strings are trimmed."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = None
+
+
+Limit = Annotated[int, Query(ge=1, le=200, description="Page size (1..200)")]
+Cursor = Annotated[str | None, Query(max_length=512, description="Opaque cursor from next_cursor")]
+
+
+def encode_cursor(values: dict[str, Any]) -> str:
+    raw = json.dumps(values, separators=(",", ":"), default=str).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, keys: tuple[str, ...]) -> dict[str, Any] | None:
+    """The keyset position a cursor names; a forged or foreign cursor is a 422."""
+    if cursor is None:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        raise _bad_cursor() from exc
+    if not isinstance(values, dict) or set(values) != set(keys):
+        raise _bad_cursor()
+    return values
+
+
+def _bad_cursor() -> Unprocessable:
+    return Unprocessable(
+        "Invalid cursor: pass back the next_cursor of a previous page unchanged",
+        code="invalid_cursor",
+        details=[{"field": "cursor", "in": "query", "message": "invalid cursor"}],
+    )
+
+
+def decode_time_id_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    """The common keyset position: a timestamp and an id to break its ties."""
+    values = decode_cursor(cursor, ("t", "id"))
+    if values is None:
+        return None
+    try:
+        return datetime.fromisoformat(values["t"]), uuid.UUID(values["id"])
+    except (TypeError, ValueError) as exc:
+        raise _bad_cursor() from exc
+
+
+def encode_time_id_cursor(at: datetime, ident: uuid.UUID) -> str:
+    return encode_cursor({"t": at.isoformat(), "id": str(ident)})
+
+
+def paginate(
+    rows: list[T], limit: int, cursor_of: Callable[[T], str]
+) -> tuple[list[T], str | None]:
+    """Split ``limit + 1`` fetched rows into a page and the cursor of the next one."""
+    if len(rows) > limit:
+        return rows[:limit], cursor_of(rows[limit - 1])
+    return rows, None

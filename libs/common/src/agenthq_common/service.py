@@ -1,0 +1,163 @@
+"""One service process: the parts every service has, wired in one place.
+
+A service's ``bootstrap(settings)`` creates a ``Service``, adds its routers and
+consumers, and asks it for the FastAPI app. Dependencies are passed in (tests
+hand in their own settings, key source or consumers), never patched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import redis.asyncio as aioredis
+from fastapi import APIRouter, FastAPI
+
+from agenthq_common.auth import KeySource, RemoteJwks, TokenVerifier
+from agenthq_common.bus import Bus
+from agenthq_common.db import Database
+from agenthq_common.events import registry as default_registry
+from agenthq_common.events.registry import EventRegistry
+from agenthq_common.health import router as health_router
+from agenthq_common.http import RequestContextMiddleware, install_error_handlers
+from agenthq_common.inbox import EventConsumer
+from agenthq_common.logging import configure_logging, get_logger
+from agenthq_common.outbox import OutboxRelay
+from agenthq_common.settings import ServiceSettings
+
+log = get_logger(__name__)
+
+Hook = Callable[[], Awaitable[Any]]
+
+
+class Service:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        title: str,
+        description: str = "",
+        key_source: KeySource | None = None,
+        registry: EventRegistry = default_registry,
+        configure_logs: bool = True,
+        openapi_url: str | None = "/openapi.json",
+    ) -> None:
+        if settings.database_url is None:
+            raise ValueError("settings.database_url is not set")
+        self.settings = settings
+        self.name = settings.service_name
+        self.title = title
+        self.description = description
+        self.registry = registry
+        self.openapi_url = openapi_url
+        if configure_logs:
+            configure_logging(self.name, settings.log_level, settings.log_json)
+        self.db = Database(settings.database_url, service=self.name)
+        self.bus = Bus(
+            settings.broker_url,
+            namespace=settings.bus_namespace,
+            prefetch=settings.consumer_prefetch,
+            max_retries=settings.consumer_max_retries,
+            retry_base_ms=settings.consumer_retry_base_ms,
+        )
+        self.redis: aioredis.Redis = aioredis.from_url(settings.redis_url)
+        self.key_source = key_source or RemoteJwks(settings.jwks_url)
+        self.verifier = TokenVerifier(
+            self.key_source,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            algorithm=settings.jwt_algorithm,
+        )
+        self.relay = OutboxRelay(self.db, self.bus, poll_interval=settings.outbox_poll_interval)
+        self.consumers: list[EventConsumer] = []
+        self.routers: list[APIRouter] = []
+        self._on_startup: list[Hook] = []
+        self._on_shutdown: list[Hook] = []
+        self._background: list[Callable[[], Awaitable[None]]] = [self.relay.run]
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def consumer(self, queue: str) -> EventConsumer:
+        """A durable queue of this service (e.g. ``activity.audit``)."""
+        consumer = EventConsumer(queue, self.db, self.registry)
+        self.consumers.append(consumer)
+        return consumer
+
+    def include_router(self, router: APIRouter) -> None:
+        self.routers.append(router)
+
+    def on_startup(self, hook: Hook) -> None:
+        self._on_startup.append(hook)
+
+    def on_shutdown(self, hook: Hook) -> None:
+        self._on_shutdown.append(hook)
+
+    def run_in_background(self, job: Callable[[], Awaitable[None]]) -> None:
+        """A coroutine that runs for the life of the process (cancelled at shutdown)."""
+        self._background.append(job)
+
+    async def start(self) -> None:
+        await self.bus.connect()
+        for consumer in self.consumers:
+            await consumer.start(self.bus)
+        for hook in self._on_startup:
+            await hook()
+        self._tasks = [
+            asyncio.create_task(job(), name=getattr(job, "__qualname__", "job"))
+            for job in self._background
+        ]
+        log.info("service started", consumers=[c.name for c in self.consumers])
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        for hook in reversed(self._on_shutdown):
+            with contextlib.suppress(Exception):
+                await hook()
+        await self.bus.close()
+        await self.redis.aclose()
+        if isinstance(self.key_source, RemoteJwks):
+            await self.key_source.aclose()
+        await self.db.dispose()
+        log.info("service stopped")
+
+    def readiness_checks(self) -> dict[str, Hook]:
+        async def broker() -> None:
+            if not self.bus.connected:
+                raise ConnectionError("broker not connected")
+
+        async def redis() -> None:
+            await self.redis.ping()
+
+        return {"database": self.db.ping, "broker": broker, "redis": redis}
+
+    def create_app(self) -> FastAPI:
+        @asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            await self.start()
+            try:
+                yield
+            finally:
+                await self.stop()
+
+        app = FastAPI(
+            title=self.title,
+            description=self.description,
+            version="0.1.0",
+            lifespan=lifespan,
+            openapi_url=self.openapi_url,
+        )
+        app.state.service = self
+        app.state.readiness_checks = self.readiness_checks()
+        app.add_middleware(RequestContextMiddleware)
+        install_error_handlers(app)
+        app.include_router(health_router)
+        for router in self.routers:
+            app.include_router(router)
+        return app

@@ -1,0 +1,93 @@
+"""Settings shared by every service.
+
+Every variable starts with ``AGENTHQ_``. Shared infrastructure (broker, Redis,
+JWT) has one name for all services; what belongs to one service (its
+database, its port) carries the service's name, e.g. ``AGENTHQ_TEAM_DATABASE_URL``,
+so that one environment can configure all six processes without clashes.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_PORTS: dict[str, int] = {
+    "gateway": 8000,
+    "team": 8001,
+    "workspace": 8002,
+    "activity": 8003,
+    "usage": 8004,
+    "realtime": 8005,
+}
+
+
+class ServiceSettings(BaseSettings):
+    """What every service needs. Subclasses set ``service_name``."""
+
+    model_config = SettingsConfigDict(env_prefix="AGENTHQ_", extra="ignore", populate_by_name=True)
+
+    service_name: ClassVar[str] = "common"
+
+    # Where each service's own database lives when no per-service URL is given:
+    # the database name is ``agenthq_<service>`` on this server.
+    postgres_url: str = Field(
+        default="postgresql+asyncpg://postgres@127.0.0.1:5432",
+        description="PostgreSQL server used for every service database not configured on its own",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="This service's own database (default: <postgres_url>/agenthq_<service>)",
+    )
+    broker_url: str = Field(
+        default="amqp://guest:guest@127.0.0.1:5672/", description="RabbitMQ URL"
+    )
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis URL")
+    bus_namespace: str = Field(
+        default="",
+        description="Prefix for every exchange and queue name (tests isolate runs with it)",
+    )
+    jwt_issuer: str = Field(
+        default="agenthq-gateway", description="Expected `iss` of access tokens"
+    )
+    jwt_audience: str = Field(default="agenthq", description="Expected `aud` of access tokens")
+    jwt_algorithm: str = Field(
+        default="EdDSA", description="The only signature algorithm accepted for access tokens"
+    )
+    jwks_url: str = Field(
+        default="http://127.0.0.1:8000/.well-known/jwks.json",
+        description="Where the gateway publishes the public keys that verify access tokens",
+    )
+    log_level: str = Field(default="INFO", description="Log level")
+    log_json: bool = Field(default=True, description="JSON log lines (false: human-readable)")
+    outbox_poll_interval: float = Field(
+        default=1.0, description="Seconds between outbox polls when no NOTIFY arrives"
+    )
+    consumer_prefetch: int = Field(default=64, description="Unacked messages per consumer")
+    consumer_max_retries: int = Field(
+        default=5, description="Retries of a failing message before it is dead-lettered"
+    )
+    consumer_retry_base_ms: int = Field(
+        default=200, description="First retry delay; each retry doubles it"
+    )
+
+    @model_validator(mode="after")
+    def _default_database(self) -> ServiceSettings:
+        if self.database_url is None and self.service_name != "common":
+            self.database_url = f"{self.postgres_url.rstrip('/')}/agenthq_{self.service_name}"
+        return self
+
+    @property
+    def port(self) -> int:
+        return DEFAULT_PORTS.get(self.service_name, 8000)
+
+
+def env_names(settings_cls: type[BaseSettings]) -> set[str]:
+    """Every environment variable a settings class reads (for docs and checks)."""
+    prefix = settings_cls.model_config.get("env_prefix", "")
+    names = set()
+    for name, field in settings_cls.model_fields.items():
+        alias = field.validation_alias
+        names.add(alias.upper() if isinstance(alias, str) else f"{prefix}{name}".upper())
+    return names

@@ -1,0 +1,26 @@
+"""What the gateway holds besides the common service parts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from agenthq_gateway.identity.service import LoginGuard
+from agenthq_gateway.identity.tokens import TokenIssuer
+from agenthq_gateway.keys import KeyStore
+from agenthq_gateway.openapi import OpenAPIMerger
+from agenthq_gateway.proxy import Upstreams
+
+
+@dataclass
+class GatewayContext:
+    keys: KeyStore
+    issuer: TokenIssuer
+    login_guard: LoginGuard
+    upstreams: Upstreams
+    openapi: OpenAPIMerger
+
+
+def get_gateway(request: Request) -> GatewayContext:
+    return request.app.state.gateway  # type: ignore[no-any-return]

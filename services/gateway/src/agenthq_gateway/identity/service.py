@@ -1,0 +1,165 @@
+"""Identity rules: registration, password login, refresh-token rotation with
+reuse detection, logout. Raises domain errors; never commits."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import redis.asyncio as aioredis
+from agenthq_common.db import UnitOfWork
+from agenthq_common.errors import Conflict, TooManyRequests, Unauthorized
+from agenthq_common.events import Actor, registry
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.exc import IntegrityError
+
+from agenthq_gateway.identity.repository import IdentityRepository
+from agenthq_gateway.identity.schemas import TokensOut
+from agenthq_gateway.identity.tokens import TokenIssuer, hash_refresh_token
+from agenthq_gateway.models import RefreshToken, User
+
+SOURCE = "agenthq/gateway"
+_hasher = PasswordHasher()
+# Verifying against this when the email is unknown makes an unknown account
+# take as long as a wrong password, so timing does not reveal who has one.
+_DUMMY_HASH = _hasher.hash("not-a-real-password-0")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def register(uow: UnitOfWork, actor: Actor, *, email: str, password: str, name: str) -> User:
+    repo = IdentityRepository(uow.session)
+    email = email.strip().lower()
+    if await repo.user_by_email(email) is not None:
+        raise Conflict("An account with this email already exists", code="email_taken")
+    password_hash = await asyncio.to_thread(_hasher.hash, password)
+    user = User(id=uuid.uuid4(), email=email, name=name, password_hash=password_hash)
+    try:
+        async with uow.session.begin_nested():
+            await repo.add_user(user)
+    except IntegrityError as exc:  # a concurrent registration won the race
+        raise Conflict("An account with this email already exists", code="email_taken") from exc
+    uow.publish(
+        registry.create(
+            "user.registered",
+            {"user_id": user.id, "email": user.email, "name": user.name},
+            source=SOURCE,
+            actor=Actor(user.id, actor.ip, actor.user_agent, actor.traceparent),
+            subject=f"user/{user.id}",
+        )
+    )
+    return user
+
+
+class LoginGuard:
+    """Counts failed logins per account in Redis; past the limit, 429 until the
+    window passes. Per-IP limits are the rate limiter's job."""
+
+    def __init__(self, redis: aioredis.Redis, *, max_failures: int, window: int) -> None:
+        self.redis = redis
+        self.max_failures = max_failures
+        self.window = window
+
+    def _key(self, email: str) -> str:
+        return f"gateway:login-failures:{email.lower()}"
+
+    async def check(self, email: str) -> None:
+        key = self._key(email)
+        failures = int(await self.redis.get(key) or 0)
+        if failures >= self.max_failures:
+            ttl = await self.redis.ttl(key)
+            retry = max(int(ttl), 1)
+            raise TooManyRequests(
+                "Too many failed sign-in attempts; try again later",
+                code="too_many_attempts",
+                headers={"Retry-After": str(retry)},
+            )
+
+    async def failed(self, email: str) -> None:
+        key = self._key(email)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, self.window, nx=True)
+            await pipe.execute()
+
+    async def succeeded(self, email: str) -> None:
+        await self.redis.delete(self._key(email))
+
+
+async def _issue(
+    repo: IdentityRepository, issuer: TokenIssuer, user_id: uuid.UUID, family_id: uuid.UUID
+) -> TokensOut:
+    refresh, refresh_hash = issuer.refresh_token()
+    await repo.add_refresh_token(
+        RefreshToken(
+            id=uuid.uuid4(),
+            family_id=family_id,
+            user_id=user_id,
+            token_hash=refresh_hash,
+            expires_at=_now() + timedelta(seconds=issuer.refresh_ttl),
+        )
+    )
+    return TokensOut(
+        access_token=issuer.access_token(user_id),
+        refresh_token=refresh,
+        expires_in=issuer.access_ttl,
+    )
+
+
+async def login(
+    uow: UnitOfWork, issuer: TokenIssuer, guard: LoginGuard, *, email: str, password: str
+) -> TokensOut:
+    await guard.check(email)
+    repo = IdentityRepository(uow.session)
+    user = await repo.user_by_email(email)
+    try:
+        await asyncio.to_thread(
+            _hasher.verify, user.password_hash if user else _DUMMY_HASH, password
+        )
+        ok = user is not None
+    except (VerificationError, InvalidHashError):
+        ok = False
+    if not ok or user is None:
+        await guard.failed(email)
+        raise Unauthorized("Email or password is wrong", code="invalid_credentials")
+    await guard.succeeded(email)
+    return await _issue(repo, issuer, user.id, uuid.uuid4())
+
+
+class RefreshReused(Unauthorized):
+    code = "refresh_token_reused"
+
+
+async def refresh(uow: UnitOfWork, issuer: TokenIssuer, *, token: str) -> TokensOut:
+    """Rotate: spend ``token``, issue its successor. A spent token used again
+    means it was stolen: revoke its whole family, so the thief's successor dies too.
+    (The caller must commit that revocation although it answers 401.)"""
+    repo = IdentityRepository(uow.session)
+    row = await repo.refresh_token_for_update(hash_refresh_token(token))
+    now = _now()
+    if row is None:
+        raise Unauthorized("Unknown refresh token", code="invalid_refresh_token")
+    if row.revoked_at is not None:
+        raise Unauthorized("Refresh token revoked", code="invalid_refresh_token")
+    if row.used_at is not None:
+        await repo.revoke_family(row.family_id, now)
+        raise RefreshReused(
+            "Refresh token was already used; every session of it is revoked",
+            details={"family_revoked": True},
+        )
+    if row.expires_at <= now:
+        raise Unauthorized("Refresh token expired", code="refresh_token_expired")
+    row.used_at = now
+    return await _issue(repo, issuer, row.user_id, row.family_id)
+
+
+async def logout(uow: UnitOfWork, *, token: str) -> None:
+    """Revoke the session (the token's family). Unknown tokens are ignored: logout is idempotent."""
+    repo = IdentityRepository(uow.session)
+    row = await repo.refresh_token_for_update(hash_refresh_token(token))
+    if row is not None:
+        await repo.revoke_family(row.family_id, _now())

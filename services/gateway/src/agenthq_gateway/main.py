@@ -1,0 +1,98 @@
+"""The gateway: identity (users, tokens, keys), authentication at the edge,
+routing of the public API to the services, and the merged API document."""
+
+from __future__ import annotations
+
+import asyncio
+
+from agenthq_common.auth import StaticKeys
+from agenthq_common.logging import get_logger
+from agenthq_common.membership import register_membership_handlers
+from agenthq_common.service import Service
+from fastapi import FastAPI
+
+from agenthq_gateway.context import GatewayContext
+from agenthq_gateway.docs import router as docs_router
+from agenthq_gateway.identity.api import router as identity_router
+from agenthq_gateway.identity.service import LoginGuard
+from agenthq_gateway.identity.tokens import TokenIssuer
+from agenthq_gateway.keys import KeyStore
+from agenthq_gateway.openapi import OpenAPIMerger
+from agenthq_gateway.proxy import Upstreams
+from agenthq_gateway.proxy import router as proxy_router
+from agenthq_gateway.settings import GatewaySettings
+
+log = get_logger(__name__)
+KEY_RELOAD_SECONDS = 60.0
+
+
+def bootstrap(settings: GatewaySettings) -> tuple[Service, GatewayContext]:
+    verifier_keys = StaticKeys({"keys": []})
+    service = Service(
+        settings,
+        title="AgentHQ gateway",
+        key_source=verifier_keys,
+        description="Identity, authentication and routing.",
+        openapi_url=None,
+    )
+    keys = KeyStore(service.db, verifier_keys)
+    urls = {
+        "team": settings.team_url,
+        "workspace": settings.workspace_url,
+        "activity": settings.activity_url,
+        "usage": settings.usage_url,
+        "realtime": settings.realtime_url,
+    }
+    upstreams = Upstreams.create(
+        urls,
+        timeout=settings.upstream_timeout_seconds,
+        connect_timeout=settings.upstream_connect_timeout_seconds,
+        trusted_proxies=settings.trusted_proxies,
+    )
+    context = GatewayContext(
+        keys=keys,
+        issuer=TokenIssuer(
+            keys,
+            settings.jwt_issuer,
+            settings.jwt_audience,
+            settings.access_token_ttl_seconds,
+            settings.refresh_token_ttl_seconds,
+        ),
+        login_guard=LoginGuard(
+            service.redis,
+            max_failures=settings.login_max_failures,
+            window=settings.login_failure_window_seconds,
+        ),
+        upstreams=upstreams,
+        openapi=OpenAPIMerger(urls, upstreams.client),
+    )
+
+    async def reload_keys_forever() -> None:
+        # Another replica may have rotated the keys: pick them up.
+        while True:
+            await asyncio.sleep(KEY_RELOAD_SECONDS)
+            try:
+                await keys.load()
+            except Exception as exc:
+                log.warning("signing key reload failed", error=repr(exc))
+
+    service.on_startup(keys.load)
+    service.on_shutdown(upstreams.aclose)
+    service.run_in_background(reload_keys_forever)
+    register_membership_handlers(service.consumer("gateway.membership"))
+    service.include_router(docs_router)
+    service.include_router(identity_router)
+    service.include_router(proxy_router)  # last: it catches every other /v1 path
+    return service, context
+
+
+def build_app(settings: GatewaySettings) -> FastAPI:
+    service, context = bootstrap(settings)
+    app = service.create_app()
+    app.state.gateway = context
+    return app
+
+
+def create_app() -> FastAPI:
+    """Entry point for uvicorn (``--factory``): settings from the environment."""
+    return build_app(GatewaySettings())

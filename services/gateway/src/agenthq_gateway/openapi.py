@@ -1,0 +1,72 @@
+"""One OpenAPI document for the whole public API: the gateway's own routes
+merged with every service's public routes (fetched from each service, so the
+document cannot drift from the code that serves it)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from typing import Any
+
+import httpx
+from agenthq_common.logging import get_logger
+
+log = get_logger(__name__)
+
+
+class OpenAPIMerger:
+    def __init__(
+        self, upstream_urls: dict[str, str], client: httpx.AsyncClient, *, ttl: float = 30.0
+    ) -> None:
+        self.upstream_urls = upstream_urls
+        self.client = client
+        self.ttl = ttl
+        self._cached: dict[str, Any] | None = None
+        self._cached_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def document(self, own: dict[str, Any]) -> dict[str, Any]:
+        async with self._lock:
+            if self._cached is None or time.monotonic() - self._cached_at > self.ttl:
+                self._cached = await self._merge(own)
+                self._cached_at = time.monotonic()
+            return self._cached
+
+    async def _fetch(self, service: str, base: str) -> dict[str, Any] | None:
+        try:
+            response = await self.client.get(f"{base.rstrip('/')}/openapi.json", timeout=3.0)
+            response.raise_for_status()
+            return response.json()  # type: ignore[no-any-return]
+        except (httpx.HTTPError, ValueError) as exc:
+            log.warning("openapi of a service unavailable", service=service, error=repr(exc))
+            return None
+
+    async def _merge(self, own: dict[str, Any]) -> dict[str, Any]:
+        merged = copy.deepcopy(own)
+        paths = merged.setdefault("paths", {})
+        schemas = merged.setdefault("components", {}).setdefault("schemas", {})
+        missing = []
+        docs = await asyncio.gather(*(self._fetch(s, u) for s, u in self.upstream_urls.items()))
+        for service, doc in zip(self.upstream_urls, docs, strict=True):
+            if doc is None:
+                missing.append(service)
+                continue
+            for path, item in doc.get("paths", {}).items():
+                if path.startswith("/v1/"):
+                    for operation in item.values():
+                        if isinstance(operation, dict):
+                            operation.setdefault("tags", [service])
+                            operation["x-service"] = service
+                    paths.setdefault(path, {}).update(item)
+            for name, schema in doc.get("components", {}).get("schemas", {}).items():
+                if name in schemas and schemas[name] != schema:
+                    log.warning("schema name clash in merged openapi", schema=name, service=service)
+                    continue
+                schemas[name] = schema
+        merged.setdefault("components", {})["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+        }
+        if missing:
+            merged["info"]["x-missing-services"] = missing
+        return merged

@@ -1,0 +1,174 @@
+"""Routing the public API to the service that owns each path.
+
+Requests stream through a pooled HTTP client in both directions. The gateway
+refuses unauthenticated requests itself (they never reach a service) and
+forwards the caller's token, request id, user agent, trace context and
+address; hop-by-hop headers stay on their hop.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+import httpx
+from agenthq_common.auth import bearer_token
+from agenthq_common.errors import BadGateway, GatewayTimeout, NotFound, ServiceUnavailable
+from agenthq_common.logging import get_logger
+from fastapi import APIRouter, Request
+from starlette.background import BackgroundTask
+from starlette.responses import StreamingResponse
+
+log = get_logger(__name__)
+
+# First match wins. Paths not listed are the gateway's own or do not exist.
+ROUTES: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^/v1/teams/[^/]+/workspaces(/|$)"), "workspace"),
+    (re.compile(r"^/v1/teams/[^/]+/activity(/|$)"), "activity"),
+    (re.compile(r"^/v1/teams/[^/]+/(usage|quotas|invoices)(/|$)"), "usage"),
+    (re.compile(r"^/v1/(plans|usage)(/|$)"), "usage"),
+    (re.compile(r"^/v1/teams/[^/]+/presence$"), "realtime"),
+    (re.compile(r"^/v1/(teams|invitations|permissions)(/|$)"), "team"),
+]
+
+# Routes a service authenticates itself, with credentials that are not user
+# tokens (producers posting usage events use a service credential).
+SERVICE_AUTHENTICATED: set[tuple[str, str]] = {("POST", "/v1/usage/events")}
+
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+}
+
+
+def route_for(path: str) -> str | None:
+    for pattern, service in ROUTES:
+        if pattern.match(path):
+            return service
+    return None
+
+
+def forwarded_for(
+    request: Request, trusted: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
+) -> str:
+    """The client's address chain as we vouch for it.
+
+    A client can write any X-Forwarded-For it likes, so it is believed only
+    when the peer is a trusted proxy; the address we forward is then the
+    right-most one that is not a trusted proxy.
+    """
+    peer = request.client.host if request.client else "unknown"
+    chain = [peer]
+    given = request.headers.get("x-forwarded-for")
+    if given and trusted:
+        hops = [h.strip() for h in given.split(",") if h.strip()] + [peer]
+        for hop in reversed(hops):
+            try:
+                addr = ipaddress.ip_address(hop)
+            except ValueError:
+                break
+            if not any(addr in net for net in trusted):
+                return hop
+        chain = hops
+    return chain[0]
+
+
+@dataclass
+class Upstreams:
+    urls: dict[str, str]
+    client: httpx.AsyncClient
+    trusted_proxies: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
+
+    @classmethod
+    def create(
+        cls,
+        urls: dict[str, str],
+        *,
+        timeout: float,
+        connect_timeout: float,
+        trusted_proxies: list[str],
+    ) -> Upstreams:
+        client = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout, connect=connect_timeout),
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            follow_redirects=False,
+        )
+        nets = [ipaddress.ip_network(n, strict=False) for n in trusted_proxies]
+        return cls(urls, client, nets)
+
+    async def forward(self, request: Request, service: str) -> StreamingResponse:
+        base = self.urls[service].rstrip("/")
+        headers = [
+            (k, v)
+            for k, v in request.headers.items()
+            if k.lower() not in HOP_BY_HOP and k.lower() not in ("x-forwarded-for", "x-request-id")
+        ]
+        headers += [
+            ("x-forwarded-for", forwarded_for(request, self.trusted_proxies)),
+            ("x-forwarded-proto", request.url.scheme),
+            ("x-request-id", request.state.request_id),
+        ]
+        has_body = request.method not in ("GET", "HEAD", "OPTIONS", "DELETE") or (
+            "content-length" in request.headers or "transfer-encoding" in request.headers
+        )
+        upstream = self.client.build_request(
+            request.method,
+            f"{base}{request.url.path}",
+            params=request.url.query.encode() or None,
+            headers=headers,
+            content=request.stream() if has_body else None,
+        )
+        try:
+            response = await self.client.send(upstream, stream=True)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            log.warning("upstream unavailable", service=service, error=repr(exc))
+            raise ServiceUnavailable(
+                f"The {service} service is unavailable; retry shortly",
+                code="service_unavailable",
+                retry_after=5,
+            ) from exc
+        except httpx.TimeoutException as exc:
+            log.warning("upstream timed out", service=service, error=repr(exc))
+            raise GatewayTimeout(f"The {service} service did not answer in time") from exc
+        except httpx.HTTPError as exc:
+            log.warning("upstream failed", service=service, error=repr(exc))
+            raise BadGateway(f"The {service} service failed to answer") from exc
+        response_headers = {
+            k: v
+            for k, v in response.headers.items()
+            if k.lower() not in HOP_BY_HOP and k.lower() not in ("server", "date", "x-request-id")
+        }
+        return StreamingResponse(
+            response.aiter_raw(),
+            status_code=response.status_code,
+            headers=response_headers,
+            background=BackgroundTask(response.aclose),
+        )
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.api_route("/v1/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+async def proxy(request: Request) -> StreamingResponse:
+    service = route_for(request.url.path)
+    if service is None:
+        raise NotFound(f"No route for {request.method} {request.url.path}", code="route_not_found")
+    if (request.method, request.url.path) not in SERVICE_AUTHENTICATED:
+        # Refused here, at the edge: an unauthenticated request never reaches a service.
+        await request.app.state.service.verifier.verify(bearer_token(request))
+    upstreams: Upstreams = request.app.state.gateway.upstreams
+    return await upstreams.forward(request, service)

@@ -1,0 +1,24 @@
+"""The realtime service: Real-time team channels over WebSocket."""
+
+from __future__ import annotations
+
+from agenthq_common.membership import register_membership_handlers
+from agenthq_common.service import Service
+from fastapi import FastAPI
+
+from agenthq_realtime.settings import RealtimeSettings
+
+
+def bootstrap(settings: RealtimeSettings) -> Service:
+    service = Service(
+        settings,
+        title="AgentHQ realtime service",
+        description="Real-time team channels over WebSocket.",
+    )
+    register_membership_handlers(service.consumer("realtime.membership"))
+    return service
+
+
+def create_app() -> FastAPI:
+    """Entry point for uvicorn (``--factory``): settings from the environment."""
+    return bootstrap(RealtimeSettings()).create_app()

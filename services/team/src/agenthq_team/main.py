@@ -1,0 +1,24 @@
+"""The team service: teams, members, invitations, roles."""
+
+from __future__ import annotations
+
+from agenthq_common.service import Service
+from fastapi import FastAPI
+
+from agenthq_team.settings import TeamSettings
+from agenthq_team.teams.api import router as teams_router
+
+
+def bootstrap(settings: TeamSettings) -> Service:
+    service = Service(
+        settings,
+        title="AgentHQ team service",
+        description="Teams, members, invitations, roles and permissions.",
+    )
+    service.include_router(teams_router)
+    return service
+
+
+def create_app() -> FastAPI:
+    """Entry point for uvicorn (``--factory``): settings from the environment."""
+    return bootstrap(TeamSettings()).create_app()

@@ -1,0 +1,13 @@
+from typing import ClassVar
+
+from agenthq_common.settings import ServiceSettings
+from pydantic import Field
+
+
+class TeamSettings(ServiceSettings):
+    service_name: ClassVar[str] = "team"
+    database_url: str | None = Field(
+        default=None,
+        validation_alias="AGENTHQ_TEAM_DATABASE_URL",
+        description="The team service's database (default: <postgres_url>/agenthq_team)",
+    )

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from agenthq_team.models import Team, TeamMember
+
+
+class TeamRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, team: Team, owner: TeamMember) -> None:
+        self.session.add(team)
+        await self.session.flush()
+        self.session.add(owner)
+        await self.session.flush()
+        await self.session.refresh(team)
+
+    async def get_for_member(
+        self, team_id: uuid.UUID, user_id: uuid.UUID
+    ) -> tuple[Team, int] | None:
+        member_count = select(func.count()).where(TeamMember.team_id == Team.id).scalar_subquery()
+        row = (
+            await self.session.execute(
+                select(Team, member_count)
+                .join(TeamMember, TeamMember.team_id == Team.id)
+                .where(Team.id == team_id, TeamMember.user_id == user_id)
+            )
+        ).first()
+        return (row[0], row[1]) if row else None
+
+    async def list_for_member(
+        self, user_id: uuid.UUID, *, limit: int, after: tuple[datetime, uuid.UUID] | None
+    ) -> list[tuple[Team, int]]:
+        member_count = select(func.count()).where(TeamMember.team_id == Team.id).scalar_subquery()
+        query = (
+            select(Team, member_count)
+            .join(TeamMember, TeamMember.team_id == Team.id)
+            .where(TeamMember.user_id == user_id)
+            .order_by(Team.created_at, Team.id)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(tuple_(Team.created_at, Team.id) > tuple_(*after))
+        return [(r[0], r[1]) for r in (await self.session.execute(query)).all()]

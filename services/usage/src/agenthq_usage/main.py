@@ -1,0 +1,24 @@
+"""The usage service: Usage metering, quotas, plans and invoices."""
+
+from __future__ import annotations
+
+from agenthq_common.membership import register_membership_handlers
+from agenthq_common.service import Service
+from fastapi import FastAPI
+
+from agenthq_usage.settings import UsageSettings
+
+
+def bootstrap(settings: UsageSettings) -> Service:
+    service = Service(
+        settings,
+        title="AgentHQ usage service",
+        description="Usage metering, quotas, plans and invoices.",
+    )
+    register_membership_handlers(service.consumer("usage.membership"))
+    return service
+
+
+def create_app() -> FastAPI:
+    """Entry point for uvicorn (``--factory``): settings from the environment."""
+    return bootstrap(UsageSettings()).create_app()

@@ -1,0 +1,22 @@
+"""The workspace service: Workspaces inside teams."""
+
+from __future__ import annotations
+
+from agenthq_common.membership import register_membership_handlers
+from agenthq_common.service import Service
+from fastapi import FastAPI
+
+from agenthq_workspace.settings import WorkspaceSettings
+
+
+def bootstrap(settings: WorkspaceSettings) -> Service:
+    service = Service(
+        settings, title="AgentHQ workspace service", description="Workspaces inside teams."
+    )
+    register_membership_handlers(service.consumer("workspace.membership"))
+    return service
+
+
+def create_app() -> FastAPI:
+    """Entry point for uvicorn (``--factory``): settings from the environment."""
+    return bootstrap(WorkspaceSettings()).create_app()

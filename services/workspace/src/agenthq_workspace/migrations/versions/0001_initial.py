@@ -1,0 +1,24 @@
+"""Outbox, inbox and the membership read model.
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-11-25
+"""
+
+from agenthq_common.migrations import create_membership_read_model_v1, create_outbox_inbox_v1
+from alembic import op
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    create_outbox_inbox_v1(op)
+    create_membership_read_model_v1(op)
+
+
+def downgrade() -> None:
+    for table in ("rm_members", "rm_teams", "inbox", "outbox"):
+        op.drop_table(table)
