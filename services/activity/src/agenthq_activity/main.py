@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from agenthq_common.auth import KeySource
 from agenthq_common.membership import register_membership_handlers
 from agenthq_common.service import Service
 from fastapi import FastAPI
@@ -11,9 +12,10 @@ from agenthq_activity.consumers import register_audit_handlers
 from agenthq_activity.settings import ActivitySettings
 
 
-def bootstrap(settings: ActivitySettings) -> Service:
+def bootstrap(settings: ActivitySettings, *, key_source: KeySource | None = None) -> Service:
     service = Service(
         settings,
+        key_source=key_source,
         title="AgentHQ activity service",
         description="The audit and activity log of every domain event.",
     )

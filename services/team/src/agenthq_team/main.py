@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from agenthq_common.auth import KeySource
 from agenthq_common.service import Service
 from fastapi import FastAPI
 
@@ -9,9 +10,10 @@ from agenthq_team.settings import TeamSettings
 from agenthq_team.teams.api import router as teams_router
 
 
-def bootstrap(settings: TeamSettings) -> Service:
+def bootstrap(settings: TeamSettings, *, key_source: KeySource | None = None) -> Service:
     service = Service(
         settings,
+        key_source=key_source,
         title="AgentHQ team service",
         description="Teams, members, invitations, roles and permissions.",
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from agenthq_common.auth import KeySource
 from agenthq_common.membership import register_membership_handlers
 from agenthq_common.service import Service
 from fastapi import FastAPI
@@ -9,9 +10,10 @@ from fastapi import FastAPI
 from agenthq_usage.settings import UsageSettings
 
 
-def bootstrap(settings: UsageSettings) -> Service:
+def bootstrap(settings: UsageSettings, *, key_source: KeySource | None = None) -> Service:
     service = Service(
         settings,
+        key_source=key_source,
         title="AgentHQ usage service",
         description="Usage metering, quotas, plans and invoices.",
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from agenthq_common.auth import KeySource
 from agenthq_common.membership import register_membership_handlers
 from agenthq_common.service import Service
 from fastapi import FastAPI
@@ -9,9 +10,12 @@ from fastapi import FastAPI
 from agenthq_workspace.settings import WorkspaceSettings
 
 
-def bootstrap(settings: WorkspaceSettings) -> Service:
+def bootstrap(settings: WorkspaceSettings, *, key_source: KeySource | None = None) -> Service:
     service = Service(
-        settings, title="AgentHQ workspace service", description="Workspaces inside teams."
+        settings,
+        key_source=key_source,
+        title="AgentHQ workspace service",
+        description="Workspaces inside teams.",
     )
     register_membership_handlers(service.consumer("workspace.membership"))
     return service

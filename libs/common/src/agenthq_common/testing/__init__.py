@@ -1,0 +1,1 @@
+"""Test support for every service (a pytest plugin, loaded by entry point)."""

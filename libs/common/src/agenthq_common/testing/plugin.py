@@ -1,0 +1,132 @@
+"""The pytest plugin every service's tests use (registered as ``agenthq``).
+
+Session fixtures: the infrastructure URLs, a run id that namespaces every
+exchange and queue (so that runs never see each other's messages), fresh
+migrated databases per service, and a test token signer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import ExitStack
+from typing import Any, TypeVar
+
+import pytest
+
+from agenthq_common.testing.infra import (
+    Infrastructure,
+    InfrastructureUnavailable,
+    delete_bus_namespace,
+    resolve,
+)
+from agenthq_common.testing.tokens import TestSigner
+
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Infrastructure]:
+    with ExitStack() as stack:
+        try:
+            yield resolve(stack)
+        except InfrastructureUnavailable as exc:
+            pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def run_id() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+async def bus_namespace(infra: Infrastructure, run_id: str) -> AsyncIterator[str]:
+    namespace = f"test-{run_id}."
+    yield namespace
+    await delete_bus_namespace(infra.broker_url, namespace)
+
+
+class Databases:
+    """Creates ``agenthq_<service>_t<run id>`` databases, migrated to head."""
+
+    def __init__(self, infra: Infrastructure, run_id: str) -> None:
+        self.infra = infra
+        self.run_id = run_id
+        self.created: dict[str, str] = {}
+
+    def url(self, service: str, suffix: str = "") -> str:
+        return f"{self.infra.postgres_url.rstrip('/')}/agenthq_{service}_t{self.run_id}{suffix}"
+
+    async def fresh(self, service: str, suffix: str = "") -> str:
+        from agenthq_common.migrations import create_database_if_missing, drop_database, upgrade
+
+        key = f"{service}{suffix}"
+        if key in self.created:
+            return self.created[key]
+        url = self.url(service, suffix)
+        await drop_database(url)
+        await create_database_if_missing(url)
+        # Alembic runs its own event loop: keep it off ours.
+        await asyncio.to_thread(upgrade, service, url)
+        self.created[key] = url
+        return url
+
+    async def drop_all(self) -> None:
+        from agenthq_common.migrations import drop_database
+
+        for url in self.created.values():
+            await drop_database(url)
+
+
+@pytest.fixture(scope="session")
+async def databases(infra: Infrastructure, run_id: str) -> AsyncIterator[Databases]:
+    dbs = Databases(infra, run_id)
+    yield dbs
+    await dbs.drop_all()
+
+
+@pytest.fixture(scope="session")
+def signer() -> TestSigner:
+    return TestSigner()
+
+
+@pytest.fixture(scope="session")
+def settings_for(infra: Infrastructure, bus_namespace: str) -> Callable[..., Any]:
+    """``settings_for(TeamSettings, database_url=...)``: settings aimed at the test infra."""
+
+    def make(cls: type[T], **overrides: Any) -> T:
+        values = {
+            "postgres_url": infra.postgres_url,
+            "broker_url": infra.broker_url,
+            "redis_url": infra.redis_url,
+            "bus_namespace": bus_namespace,
+            "log_json": False,
+            "outbox_poll_interval": 0.5,
+            "consumer_retry_base_ms": 50,
+            **overrides,
+        }
+        return cls(**values)  # type: ignore[call-arg]
+
+    return make
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T]], *, within: float = 10.0, interval: float = 0.05
+) -> T:
+    """Poll ``check`` until it returns a truthy value (its last error is re-raised)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    last: BaseException | None = None
+    while loop.time() < deadline:
+        try:
+            result = await check()
+            if result:
+                return result
+            last = None
+        except AssertionError as exc:
+            last = exc
+        await asyncio.sleep(interval)
+    if last is not None:
+        raise last
+    raise AssertionError(f"condition not met within {within}s")
