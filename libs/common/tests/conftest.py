@@ -3,13 +3,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from sqlalchemy import Column, Integer, MetaData, String, Table
+from sqlalchemy.dialects.postgresql import UUID
+
 from agenthq_common.bus import Bus
 from agenthq_common.db import Database
 from agenthq_common.migrations import create_database_if_missing, drop_database
 from agenthq_common.plumbing import plumbing_metadata
 from agenthq_common.testing.infra import Infrastructure
-from sqlalchemy import Column, Integer, MetaData, String, Table
-from sqlalchemy.dialects.postgresql import UUID
 
 test_metadata = MetaData()
 # What the test consumers "do": one row per applied event, so a second

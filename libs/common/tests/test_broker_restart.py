@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import pytest
+
 from agenthq_common.bus import Bus
 from agenthq_common.db import Database
 from agenthq_common.testing.plugin import eventually

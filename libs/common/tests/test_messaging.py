@@ -10,6 +10,8 @@ from typing import Any
 
 import aio_pika
 import pytest
+from sqlalchemy import func, insert, select
+
 from agenthq_common.bus import Bus
 from agenthq_common.db import Database, UnitOfWork
 from agenthq_common.events import CloudEvent, registry
@@ -17,7 +19,6 @@ from agenthq_common.inbox import EventConsumer
 from agenthq_common.outbox import OutboxRelay
 from agenthq_common.plumbing import inbox, outbox
 from agenthq_common.testing.plugin import eventually
-from sqlalchemy import func, insert, select
 
 from .conftest import effects
 

@@ -80,7 +80,10 @@ class RemoteJwks:
 
     async def _refresh(self, *, force: bool) -> None:
         async with self._lock:
-            if not force and time.monotonic() - self._fetched_at < self.min_refresh:
+            # Re-checked under the lock: the requests that queued behind one
+            # refresh must not each fetch again.
+            age = time.monotonic() - self._fetched_at
+            if age < self.min_refresh or (force and age < self.ttl):
                 return
             try:
                 response = await self._client.get(self.url)

@@ -3,6 +3,7 @@ and errors in the contract's shape (never a stack trace, never HTML)."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
@@ -22,6 +23,7 @@ from agenthq_common.metrics import HTTP_LATENCY, HTTP_REQUESTS
 log = get_logger("agenthq.http")
 
 REQUEST_ID_HEADER = "x-request-id"
+INTERNAL_ERROR_MESSAGE = "Something went wrong on our side; it has been logged."
 # A client's id is echoed only if it is a sane token; anything else is replaced.
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -58,9 +60,12 @@ class RequestContextMiddleware:
         status = 500
         started = time.perf_counter()
 
+        started_response = False
+
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started_response
             if message["type"] == "http.response.start":
+                started_response = True
                 status = message["status"]
                 message["headers"] = [
                     *[
@@ -75,6 +80,13 @@ class RequestContextMiddleware:
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             try:
                 await self.app(scope, receive, send_with_id)
+            except Exception:
+                # Logged here, with the request id, and answered in the contract's
+                # shape; not re-raised, so the server does not log it a second time.
+                log.exception("unhandled error", path=scope.get("path"))
+                if scope["type"] != "http" or status != 500 or started_response:
+                    raise
+                await _send_internal_error(send_with_id)
             finally:
                 if scope["type"] == "http":
                     elapsed = time.perf_counter() - started
@@ -90,6 +102,21 @@ class RequestContextMiddleware:
                             status=status,
                             ms=round(elapsed * 1000, 2),
                         )
+
+
+async def _send_internal_error(send: Send) -> None:
+    body = json.dumps(error_body("internal_error", INTERNAL_ERROR_MESSAGE)).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 500,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -133,10 +160,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", path=request.url.path)
-        return JSONResponse(
-            error_body("internal_error", "Something went wrong on our side; it has been logged."),
-            status_code=500,
-        )
+        return JSONResponse(error_body("internal_error", INTERNAL_ERROR_MESSAGE), status_code=500)
 
 
 def client_ip(request: Request) -> str | None:

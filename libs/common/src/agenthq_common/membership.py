@@ -86,7 +86,6 @@ def register_membership_handlers(consumer: EventConsumer) -> None:
                 "owner_id": data.owner_id,
                 "plan": data.plan,
                 "max_members": data.max_members,
-                "deleted": False,
             }
         elif isinstance(data, catalog.TeamUpdated):
             values = {"name": data.name}

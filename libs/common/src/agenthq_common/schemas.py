@@ -68,7 +68,7 @@ def decode_time_id_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | No
         return None
     try:
         return datetime.fromisoformat(values["t"]), uuid.UUID(values["id"])
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, AttributeError) as exc:  # forged cursors of any shape
         raise _bad_cursor() from exc
 
 

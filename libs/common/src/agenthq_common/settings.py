@@ -83,11 +83,14 @@ class ServiceSettings(BaseSettings):
         return DEFAULT_PORTS.get(self.service_name, 8000)
 
 
+def env_name(settings_cls: type[BaseSettings], field_name: str) -> str:
+    """The environment variable one settings field is read from."""
+    alias = settings_cls.model_fields[field_name].validation_alias
+    if isinstance(alias, str):
+        return alias.upper()
+    return f"{settings_cls.model_config.get('env_prefix', '')}{field_name}".upper()
+
+
 def env_names(settings_cls: type[BaseSettings]) -> set[str]:
     """Every environment variable a settings class reads (for docs and checks)."""
-    prefix = settings_cls.model_config.get("env_prefix", "")
-    names = set()
-    for name, field in settings_cls.model_fields.items():
-        alias = field.validation_alias
-        names.add(alias.upper() if isinstance(alias, str) else f"{prefix}{name}".upper())
-    return names
+    return {env_name(settings_cls, name) for name in settings_cls.model_fields}

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from agenthq_activity.activity import service
 from agenthq_common.db import UnitOfWork
 from agenthq_common.events import CloudEvent
 from agenthq_common.inbox import EventConsumer
-
-from agenthq_activity.activity import service
 
 
 def register_audit_handlers(consumer: EventConsumer) -> None:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from agenthq_common.auth import KeySource
-from agenthq_common.membership import register_membership_handlers
-from agenthq_common.service import Service
 from fastapi import FastAPI
 
 from agenthq_activity.activity.api import router as activity_router
 from agenthq_activity.consumers import register_audit_handlers
 from agenthq_activity.settings import ActivitySettings
+from agenthq_common.auth import KeySource
+from agenthq_common.membership import register_membership_handlers
+from agenthq_common.service import Service
 
 
 def bootstrap(settings: ActivitySettings, *, key_source: KeySource | None = None) -> Service:

@@ -4,10 +4,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from agenthq_common.plumbing import NAMING_CONVENTION
 from sqlalchemy import DateTime, Index, MetaData, String, Text, func, text
 from sqlalchemy.dialects.postgresql import INET, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from agenthq_common.plumbing import NAMING_CONVENTION
 
 
 class Base(DeclarativeBase):

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
-from agenthq_common.auth import StaticKeys
-from agenthq_common.db import Database
-from agenthq_common.logging import get_logger
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select, text
 
+from agenthq_common.auth import StaticKeys
+from agenthq_common.db import Database
+from agenthq_common.logging import get_logger
 from agenthq_gateway.models import SigningKey
 
 log = get_logger(__name__)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
+from fastapi import FastAPI
+
 from agenthq_common.auth import StaticKeys
 from agenthq_common.logging import get_logger
 from agenthq_common.membership import register_membership_handlers
 from agenthq_common.service import Service
-from fastapi import FastAPI
-
 from agenthq_gateway.context import GatewayContext
 from agenthq_gateway.docs import router as docs_router
 from agenthq_gateway.identity.api import router as identity_router

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import httpx
+
 from agenthq_common.logging import get_logger
 
 log = get_logger(__name__)

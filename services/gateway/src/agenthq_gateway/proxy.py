@@ -13,12 +13,13 @@ import re
 from dataclasses import dataclass
 
 import httpx
-from agenthq_common.auth import bearer_token
-from agenthq_common.errors import BadGateway, GatewayTimeout, NotFound, ServiceUnavailable
-from agenthq_common.logging import get_logger
 from fastapi import APIRouter, Request
 from starlette.background import BackgroundTask
 from starlette.responses import StreamingResponse
+
+from agenthq_common.auth import bearer_token
+from agenthq_common.errors import BadGateway, GatewayTimeout, NotFound, ServiceUnavailable
+from agenthq_common.logging import get_logger
 
 log = get_logger(__name__)
 

@@ -1,7 +1,8 @@
 from typing import ClassVar
 
-from agenthq_common.settings import DEFAULT_PORTS, ServiceSettings
 from pydantic import Field
+
+from agenthq_common.settings import DEFAULT_PORTS, ServiceSettings
 
 
 def _local(service: str) -> str:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from agenthq_common.auth import KeySource
-from agenthq_common.service import Service
 from fastapi import FastAPI
 
+from agenthq_common.auth import KeySource
+from agenthq_common.service import Service
 from agenthq_team.settings import TeamSettings
 from agenthq_team.teams.api import router as teams_router
 

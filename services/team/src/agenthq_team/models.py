@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from agenthq_common.plumbing import NAMING_CONVENTION
 from sqlalchemy import DateTime, ForeignKey, Integer, MetaData, String, UniqueConstraint, func
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from agenthq_common.plumbing import NAMING_CONVENTION
 
 
 class Base(DeclarativeBase):

@@ -1,8 +1,9 @@
 """The usage service's tables (its own database only)."""
 
-from agenthq_common.plumbing import NAMING_CONVENTION
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
+
+from agenthq_common.plumbing import NAMING_CONVENTION
 
 
 class Base(DeclarativeBase):

@@ -1,7 +1,8 @@
 from typing import ClassVar
 
-from agenthq_common.settings import ServiceSettings
 from pydantic import Field
+
+from agenthq_common.settings import ServiceSettings
 
 
 class UsageSettings(ServiceSettings):

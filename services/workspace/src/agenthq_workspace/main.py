@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from fastapi import FastAPI
+
 from agenthq_common.auth import KeySource
 from agenthq_common.membership import register_membership_handlers
 from agenthq_common.service import Service
-from fastapi import FastAPI
-
 from agenthq_workspace.settings import WorkspaceSettings
 
 

@@ -2,6 +2,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from fastapi import APIRouter, Query
+
+from agenthq_activity.activity import service
+from agenthq_activity.activity.schemas import ActivityOut
+from agenthq_activity.models import ActivityLog
 from agenthq_common.deps import Uow
 from agenthq_common.membership import Member
 from agenthq_common.schemas import (
@@ -12,11 +17,6 @@ from agenthq_common.schemas import (
     encode_time_id_cursor,
     paginate,
 )
-from fastapi import APIRouter, Query
-
-from agenthq_activity.activity import service
-from agenthq_activity.activity.schemas import ActivityOut
-from agenthq_activity.models import ActivityLog
 
 router = APIRouter(prefix="/v1/teams/{team_id}/activity", tags=["activity"])
 

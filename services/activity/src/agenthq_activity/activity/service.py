@@ -7,11 +7,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from agenthq_common.db import UnitOfWork
-from agenthq_common.events import CloudEvent
-
 from agenthq_activity.activity.repository import ActivityRepository
 from agenthq_activity.models import ActivityLog
+from agenthq_common.db import UnitOfWork
+from agenthq_common.events import CloudEvent
 
 
 def _valid_ip(value: str | None) -> str | None:

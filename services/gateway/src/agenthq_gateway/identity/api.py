@@ -2,12 +2,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from fastapi import APIRouter, Depends, Request, Response, status
+
 from agenthq_common.deps import Uow, User
 from agenthq_common.errors import NotFound
 from agenthq_common.events import Actor
 from agenthq_common.http import client_ip
-from fastapi import APIRouter, Depends, Request, Response, status
-
 from agenthq_gateway.context import GatewayContext, get_gateway
 from agenthq_gateway.identity import service
 from agenthq_gateway.identity.repository import IdentityRepository

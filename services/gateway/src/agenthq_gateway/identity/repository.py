@@ -3,10 +3,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from agenthq_common.membership import rm_members, rm_teams
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from agenthq_common.membership import rm_members, rm_teams
 from agenthq_gateway.models import RefreshToken, User
 
 

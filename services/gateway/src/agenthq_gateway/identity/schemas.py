@@ -4,8 +4,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from agenthq_common.schemas import StrictModel
 from pydantic import BaseModel, EmailStr, StringConstraints
+
+from agenthq_common.schemas import StrictModel
 
 Password = Annotated[str, StringConstraints(min_length=10, max_length=1024)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]

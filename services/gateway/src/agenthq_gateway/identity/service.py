@@ -8,13 +8,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as aioredis
-from agenthq_common.db import UnitOfWork
-from agenthq_common.errors import Conflict, TooManyRequests, Unauthorized
-from agenthq_common.events import Actor, registry
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.exc import IntegrityError
 
+from agenthq_common.db import UnitOfWork
+from agenthq_common.errors import Conflict, TooManyRequests, Unauthorized
+from agenthq_common.events import Actor, registry
 from agenthq_gateway.identity.repository import IdentityRepository
 from agenthq_gateway.identity.schemas import TokensOut
 from agenthq_gateway.identity.tokens import TokenIssuer, hash_refresh_token

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import uuid
 
+from fastapi import APIRouter, status
+
 from agenthq_common.deps import ActorDep, Uow, User
 from agenthq_common.schemas import (
     Cursor,
@@ -11,8 +13,6 @@ from agenthq_common.schemas import (
     encode_time_id_cursor,
     paginate,
 )
-from fastapi import APIRouter, status
-
 from agenthq_team.models import Team
 from agenthq_team.teams import service
 from agenthq_team.teams.schemas import TeamCreate, TeamOut

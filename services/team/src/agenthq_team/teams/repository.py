@@ -5,8 +5,15 @@ from datetime import datetime
 
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from agenthq_team.models import Team, TeamMember
+
+
+def _member_count():  # type: ignore[no-untyped-def]
+    """The number of members of the outer query's team, as a correlated subquery."""
+    counted = aliased(TeamMember)
+    return select(func.count()).where(counted.team_id == Team.id).correlate(Team).scalar_subquery()
 
 
 class TeamRepository:
@@ -23,7 +30,7 @@ class TeamRepository:
     async def get_for_member(
         self, team_id: uuid.UUID, user_id: uuid.UUID
     ) -> tuple[Team, int] | None:
-        member_count = select(func.count()).where(TeamMember.team_id == Team.id).scalar_subquery()
+        member_count = _member_count()
         row = (
             await self.session.execute(
                 select(Team, member_count)
@@ -36,7 +43,7 @@ class TeamRepository:
     async def list_for_member(
         self, user_id: uuid.UUID, *, limit: int, after: tuple[datetime, uuid.UUID] | None
     ) -> list[tuple[Team, int]]:
-        member_count = select(func.count()).where(TeamMember.team_id == Team.id).scalar_subquery()
+        member_count = _member_count()
         query = (
             select(Team, member_count)
             .join(TeamMember, TeamMember.team_id == Team.id)

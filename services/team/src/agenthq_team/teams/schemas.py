@@ -4,8 +4,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from agenthq_common.schemas import StrictModel
 from pydantic import BaseModel, StringConstraints
+
+from agenthq_common.schemas import StrictModel
 
 Plan = Literal["free", "pro", "enterprise"]
 TeamName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]

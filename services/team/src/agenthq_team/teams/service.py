@@ -8,7 +8,6 @@ from datetime import datetime
 from agenthq_common.db import UnitOfWork
 from agenthq_common.errors import NotFound
 from agenthq_common.events import Actor, registry
-
 from agenthq_team.models import Team, TeamMember
 from agenthq_team.teams.repository import TeamRepository
 

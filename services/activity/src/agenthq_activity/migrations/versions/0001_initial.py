@@ -6,9 +6,10 @@ Create Date: 2026-11-25
 """
 
 import sqlalchemy as sa
-from agenthq_common.migrations import create_membership_read_model_v1, create_outbox_inbox_v1
 from alembic import op
 from sqlalchemy.dialects import postgresql as pg
+
+from agenthq_common.migrations import create_membership_read_model_v1, create_outbox_inbox_v1
 
 revision = "0001"
 down_revision = None

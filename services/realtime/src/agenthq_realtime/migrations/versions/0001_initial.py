@@ -5,8 +5,9 @@ Revises:
 Create Date: 2026-11-25
 """
 
-from agenthq_common.migrations import create_membership_read_model_v1, create_outbox_inbox_v1
 from alembic import op
+
+from agenthq_common.migrations import create_membership_read_model_v1, create_outbox_inbox_v1
 
 revision = "0001"
 down_revision = None

@@ -1,0 +1,46 @@
+"""The whole system as real processes, started the way ``make run`` starts it."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from agenthq_common.testing.infra import Infrastructure
+from agenthq_common.testing.plugin import Databases
+from agenthq_devctl.services import SERVICES
+from agenthq_devctl.supervisor import Stack
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+async def stack(
+    infra: Infrastructure,
+    databases: Databases,
+    bus_namespace: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[Stack]:
+    env = {
+        "AGENTHQ_POSTGRES_URL": infra.postgres_url,
+        "AGENTHQ_BROKER_URL": infra.broker_url,
+        "AGENTHQ_REDIS_URL": infra.redis_url,
+        "AGENTHQ_BUS_NAMESPACE": bus_namespace,
+        "AGENTHQ_OUTBOX_POLL_INTERVAL": "0.5",
+    }
+    for service in SERVICES:
+        env[f"AGENTHQ_{service.upper()}_DATABASE_URL"] = await databases.fresh(service)
+    log_dir = Path(tmp_path_factory.mktemp("stack-logs"))
+    system = Stack(log_dir=log_dir, ports={s: free_port() for s in SERVICES}, env=env)
+    await system.start()
+    try:
+        await system.wait_ready(timeout=90)
+        yield system
+    finally:
+        await system.stop()

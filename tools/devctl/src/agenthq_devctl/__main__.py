@@ -1,0 +1,5 @@
+import sys
+
+from agenthq_devctl.cli import main
+
+sys.exit(main())

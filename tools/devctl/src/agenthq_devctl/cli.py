@@ -1,0 +1,136 @@
+"""``agenthq-dev``: the commands behind ``make run`` and ``make docs``.
+
+agenthq-dev check      are PostgreSQL, Redis and RabbitMQ reachable?
+agenthq-dev migrate    create each service's database if missing and migrate it
+agenthq-dev run        start all six services; Ctrl-C stops them all
+agenthq-dev docs       write docs/asyncapi.json and docs/configuration.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from pathlib import Path
+
+from agenthq_common.migrations import create_database_if_missing, upgrade
+from agenthq_common.settings import ServiceSettings
+from agenthq_devctl.checks import check_dependencies
+from agenthq_devctl.services import SERVICES, settings_class
+from agenthq_devctl.supervisor import Stack
+
+
+def say(message: str = "") -> None:
+    print(message, flush=True)
+
+
+def cmd_check(_: argparse.Namespace) -> int:
+    statuses = asyncio.run(check_dependencies(ServiceSettings()))
+    for status in statuses:
+        mark = "ok  " if status.ok else "DOWN"
+        say(f"  [{mark}] {status.name:<10} {status.url}")
+    down = [s for s in statuses if not s.ok]
+    if down:
+        say()
+        for status in down:
+            say(f"{status.name} is not reachable ({status.error}).")
+            say(f"  Start it with:  {status.how_to_start}")
+            say("  or point the AGENTHQ_* URL (see README, Configuration) at a running one.")
+        return 1
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    services = args.service or list(SERVICES)
+    for service in services:
+        settings = settings_class(service)()
+        assert settings.database_url is not None
+        started = time.perf_counter()
+        created = asyncio.run(create_database_if_missing(settings.database_url))
+        say(f"  {service:<10} database {'created' if created else 'exists '}; migrating ...")
+        upgrade(service, settings.database_url)
+        say(f"  {service:<10} at head ({time.perf_counter() - started:.1f}s)")
+    return 0
+
+
+async def _run(log_dir: Path) -> int:
+    stack = Stack(log_dir=log_dir)
+    say(f"Starting {len(SERVICES)} services; logs in {log_dir}/<service>.log ...")
+    await stack.start()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stack.wait_ready(on_ready=lambda name: say(f"  ready: {name}"))
+    except (RuntimeError, TimeoutError) as exc:
+        say(f"\nStartup failed: {exc}")
+        await stack.stop()
+        return 1
+    gateway = f"http://127.0.0.1:{stack.ports['gateway']}"
+    realtime = f"ws://127.0.0.1:{stack.ports['realtime']}"
+    say()
+    say("AgentHQ collaboration backend is up.")
+    say(f"  Gateway (public API)  {gateway}")
+    say(f"  Interactive API docs  {gateway}/docs   (OpenAPI: {gateway}/openapi.json)")
+    say(f"  Realtime WebSocket    {realtime}/ws/teams/<team_id>")
+    for name, proc in stack.processes.items():
+        say(f"  {name:<9} {proc.url}  health {proc.url}/readyz  metrics {proc.url}/metrics")
+    say(f"  Logs                  {log_dir}/<service>.log")
+    say("Press Ctrl-C to stop all services.")
+    exited = asyncio.create_task(stack.wait_any_exit())
+    stopped = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({exited, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    code = 0
+    if exited in done:
+        proc = exited.result()
+        say(f"\n{proc.name} exited unexpectedly; last lines of {proc.log_path}:\n{proc.log_tail()}")
+        code = 1
+    else:
+        exited.cancel()
+    say("Stopping all services ...")
+    await stack.stop()
+    say("Stopped.")
+    return code
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    with contextlib.suppress(KeyboardInterrupt):
+        return asyncio.run(_run(Path(args.log_dir)))
+    return 0
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    from agenthq_devctl.docs import write_docs
+
+    for path in write_docs(Path(args.out)):
+        say(f"  wrote {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="agenthq-dev",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("check", help="check PostgreSQL, Redis and RabbitMQ").set_defaults(fn=cmd_check)
+    migrate = sub.add_parser("migrate", help="create and migrate each service's database")
+    migrate.add_argument("--service", action="append", choices=SERVICES)
+    migrate.set_defaults(fn=cmd_migrate)
+    run = sub.add_parser("run", help="start all services; Ctrl-C stops them")
+    run.add_argument("--log-dir", default=".run/logs")
+    run.set_defaults(fn=cmd_run)
+    docs = sub.add_parser("docs", help="write generated documentation")
+    docs.add_argument("--out", default="docs")
+    docs.set_defaults(fn=cmd_docs)
+    args = parser.parse_args(argv)
+    return int(args.fn(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,18 @@
+"""The six services, their settings classes and ports."""
+
+from __future__ import annotations
+
+import importlib
+
+from agenthq_common.settings import DEFAULT_PORTS, ServiceSettings
+
+SERVICES: tuple[str, ...] = ("gateway", "team", "workspace", "activity", "usage", "realtime")
+
+
+def settings_class(service: str) -> type[ServiceSettings]:
+    module = importlib.import_module(f"agenthq_{service}.settings")
+    return getattr(module, f"{service.capitalize()}Settings")  # type: ignore[no-any-return]
+
+
+def default_port(service: str) -> int:
+    return DEFAULT_PORTS[service]

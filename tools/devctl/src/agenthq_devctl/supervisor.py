@@ -1,0 +1,143 @@
+"""Runs the six services as separate processes and stops them together.
+
+Used by ``make run`` and by the end-to-end tests, so the tests start the
+system exactly as a developer does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from agenthq_devctl.services import SERVICES, default_port
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    port: int
+    log_path: Path
+    process: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+
+@dataclass
+class Stack:
+    """All six services on the given ports (defaults: 8000..8005)."""
+
+    log_dir: Path
+    ports: Mapping[str, int] = field(default_factory=lambda: {s: default_port(s) for s in SERVICES})
+    env: Mapping[str, str] = field(default_factory=dict)
+    host: str = "127.0.0.1"
+    processes: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    def service_env(self) -> dict[str, str]:
+        """What every process gets: the caller's environment, then the wiring
+        between the processes (where the gateway finds each service, where
+        each service finds the gateway's keys)."""
+        env = {**os.environ, **self.env}
+        for service in SERVICES:
+            env[f"AGENTHQ_{service.upper()}_URL"] = f"http://127.0.0.1:{self.ports[service]}"
+        env["AGENTHQ_JWKS_URL"] = f"http://127.0.0.1:{self.ports['gateway']}/.well-known/jwks.json"
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    async def start(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        env = self.service_env()
+        for service in SERVICES:
+            proc = ServiceProcess(service, self.ports[service], self.log_dir / f"{service}.log")
+            log = proc.log_path.open("ab")
+            proc.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "uvicorn",
+                f"agenthq_{service}.main:create_app",
+                "--factory",
+                "--host",
+                self.host,
+                "--port",
+                str(proc.port),
+                "--no-access-log",
+                "--timeout-graceful-shutdown",
+                "10",
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+                env=env,
+                start_new_session=True,  # Ctrl-C reaches us; we stop the children in order
+            )
+            log.close()
+            self.processes[service] = proc
+
+    async def wait_ready(self, timeout: float = 60.0, on_ready=None) -> None:  # type: ignore[no-untyped-def]
+        """Wait for every /readyz; raise with the log tail of a service that died."""
+        pending = dict(self.processes)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            while pending:
+                for name, proc in list(pending.items()):
+                    assert proc.process is not None
+                    if proc.process.returncode is not None:
+                        raise RuntimeError(
+                            f"{name} exited with code {proc.process.returncode} while starting; "
+                            f"last lines of {proc.log_path}:\n{proc.log_tail()}"
+                        )
+                    try:
+                        response = await client.get(f"{proc.url}/readyz")
+                    except httpx.HTTPError:
+                        continue
+                    if response.status_code == 200:
+                        del pending[name]
+                        if on_ready is not None:
+                            on_ready(name)
+                if pending and loop.time() > deadline:
+                    tails = "\n".join(
+                        f"--- {n} ({p.log_path}):\n{p.log_tail(15)}" for n, p in pending.items()
+                    )
+                    raise TimeoutError(
+                        f"not ready after {timeout:.0f}s: {', '.join(pending)}\n{tails}"
+                    )
+                await asyncio.sleep(0.2)
+
+    async def wait_any_exit(self) -> ServiceProcess:
+        waits = {
+            asyncio.create_task(p.process.wait()): p for p in self.processes.values() if p.process
+        }
+        done, rest = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in rest:
+            task.cancel()
+        return waits[next(iter(done))]
+
+    async def stop_service(self, name: str, timeout: float = 15.0) -> None:
+        proc = self.processes[name]
+        if proc.process is None or proc.process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.process.wait(), timeout)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.process.kill()
+            await proc.process.wait()
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(self.stop_service(name) for name in self.processes))
