@@ -8,11 +8,13 @@ migrated databases per service, and a test token signer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import ExitStack
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import httpx
 import pytest
 
 from agenthq_common.testing.infra import (
@@ -22,6 +24,11 @@ from agenthq_common.testing.infra import (
     resolve,
 )
 from agenthq_common.testing.tokens import TestSigner
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from agenthq_common.service import Service
 
 T = TypeVar("T")
 
@@ -130,3 +137,23 @@ async def eventually(
     if last is not None:
         raise last
     raise AssertionError(f"condition not met within {within}s")
+
+
+@contextlib.asynccontextmanager
+async def serve_in_process(
+    service: Service,
+    app: FastAPI | None = None,
+    *,
+    client_address: tuple[str, int] = ("127.0.0.1", 50000),
+    base_url: str = "http://service.test",
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Start ``service`` (bus, consumers, relay) in this event loop and give an
+    HTTP client that calls its app directly, as from ``client_address``."""
+    app = app or service.create_app()
+    await service.start()
+    try:
+        transport = httpx.ASGITransport(app=app, client=client_address)
+        async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
+            yield client
+    finally:
+        await service.stop()
