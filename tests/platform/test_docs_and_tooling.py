@@ -1,0 +1,48 @@
+"""Generated docs are current; the developer commands say what is wrong."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from agenthq_common.events import registry
+from agenthq_devctl.docs import asyncapi_json, configuration_markdown
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_asyncapi_document_is_current_and_lists_every_event_type() -> None:
+    committed = (ROOT / "docs" / "asyncapi.json").read_text()
+    assert committed == asyncapi_json(), "docs/asyncapi.json is stale: run `make docs`"
+    doc = json.loads(committed)
+    addresses = {channel["address"] for channel in doc["channels"].values()}
+    assert addresses == {info.type for info in registry.types()}
+
+
+def test_configuration_doc_is_current() -> None:
+    committed = (ROOT / "docs" / "configuration.md").read_text()
+    assert committed == configuration_markdown(), "docs/configuration.md is stale: run `make docs`"
+
+
+def test_readme_lists_every_setting() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for line in configuration_markdown().splitlines():
+        if line.startswith("| `AGENTHQ_"):
+            name = line.split("`")[1]
+            assert name in readme, f"README's configuration table lacks {name}"
+
+
+def test_check_names_the_unreachable_dependency_and_how_to_start_it() -> None:
+    env = {**os.environ, "AGENTHQ_REDIS_URL": "redis://127.0.0.1:1/0"}
+    result = subprocess.run(
+        [sys.executable, "-m", "agenthq_devctl", "check"],
+        capture_output=True, text=True, env=env, timeout=60,
+    )
+    assert result.returncode == 1
+    assert "Redis is not reachable" in result.stdout
+    assert "redis-server" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "[ok  ] PostgreSQL" in result.stdout
