@@ -65,7 +65,10 @@ async def _run(log_dir: Path) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await stack.wait_ready(on_ready=lambda name: say(f"  ready: {name}"))
+        await stack.wait_ready(
+            on_ready=lambda name: say(f"  ready: {name}"),
+            on_waiting=lambda names: say(f"  still starting: {', '.join(names)}"),
+        )
     except (RuntimeError, TimeoutError) as exc:
         say(f"\nStartup failed: {exc}")
         await stack.stop()

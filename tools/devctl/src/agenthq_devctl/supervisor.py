@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
 import sys
@@ -18,6 +19,13 @@ from pathlib import Path
 import httpx
 
 from agenthq_devctl.services import SERVICES, default_port
+
+
+def _die_with_parent() -> None:
+    """Linux: the child gets SIGTERM if the supervisor dies without stopping it."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 @dataclass
@@ -81,18 +89,27 @@ class Stack:
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
                 env=env,
-                start_new_session=True,  # Ctrl-C reaches us; we stop the children in order
+                # Own session: Ctrl-C reaches only us, and we stop the children in
+                # order (a second signal would make uvicorn skip its graceful exit).
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
             log.close()
             self.processes[service] = proc
 
-    async def wait_ready(self, timeout: float = 60.0, on_ready=None) -> None:  # type: ignore[no-untyped-def]
+    async def wait_ready(  # type: ignore[no-untyped-def]
+        self, timeout: float = 120.0, on_ready=None, on_waiting=None
+    ) -> None:
         """Wait for every /readyz; raise with the log tail of a service that died."""
         pending = dict(self.processes)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        next_progress = loop.time() + 10
         async with httpx.AsyncClient(timeout=2.0) as client:
             while pending:
+                if on_waiting is not None and loop.time() >= next_progress:
+                    next_progress = loop.time() + 10
+                    on_waiting(sorted(pending))
                 for name, proc in list(pending.items()):
                     assert proc.process is not None
                     if proc.process.returncode is not None:
