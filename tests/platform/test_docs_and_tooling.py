@@ -39,7 +39,10 @@ def test_check_names_the_unreachable_dependency_and_how_to_start_it() -> None:
     env = {**os.environ, "AGENTHQ_REDIS_URL": "redis://127.0.0.1:1/0"}
     result = subprocess.run(
         [sys.executable, "-m", "agenthq_devctl", "check"],
-        capture_output=True, text=True, env=env, timeout=60,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert result.returncode == 1
     assert "Redis is not reachable" in result.stdout

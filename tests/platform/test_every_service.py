@@ -48,7 +48,6 @@ async def test_health_readiness_metrics_and_errors(
         assert missing.headers["x-request-id"] == "abc-123"
 
 
-
 @pytest.mark.parametrize("service", [s for s in SERVICES if s != "gateway"])
 async def test_not_ready_without_its_database(service: str, settings_for: Any, signer: Any) -> None:
     """A missing database makes a service not ready (503), not dead."""
@@ -67,9 +66,7 @@ async def test_not_ready_without_its_database(service: str, settings_for: Any, s
 
 
 @pytest.mark.parametrize("service", SERVICES)
-async def test_migrations_go_down_to_base_and_up_again(
-    service: str, databases: Databases
-) -> None:
+async def test_migrations_go_down_to_base_and_up_again(service: str, databases: Databases) -> None:
     from alembic import command
 
     url = databases.url(service, "_updown")

@@ -38,9 +38,7 @@ async def activity_service(
 
 @pytest.fixture(scope="session")
 async def activity_client(activity_service: Service) -> AsyncIterator[httpx.AsyncClient]:
-    async with serve_in_process(
-        activity_service, client_address=ACTIVITY_CLIENT_ADDRESS
-    ) as client:
+    async with serve_in_process(activity_service, client_address=ACTIVITY_CLIENT_ADDRESS) as client:
         yield client
 
 

@@ -59,9 +59,7 @@ def forged_cursor(values: Any) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-@pytest.mark.parametrize(
-    ("plan", "max_members"), [("free", 5), ("pro", 50), ("enterprise", None)]
-)
+@pytest.mark.parametrize(("plan", "max_members"), [("free", 5), ("pro", 50), ("enterprise", None)])
 async def test_create_team_for_each_plan(
     team_client: httpx.AsyncClient, signer: TestSigner, plan: str, max_members: int | None
 ) -> None:
@@ -138,9 +136,7 @@ async def test_bad_create_body_is_422_naming_the_field(
     assert listed.json()["items"] == []
 
 
-@pytest.mark.parametrize(
-    "raw", [b"{not json", b"", b"[]", b'"Acme"', b'{"name": "Acme"'], ids=repr
-)
+@pytest.mark.parametrize("raw", [b"{not json", b"", b"[]", b'"Acme"', b'{"name": "Acme"'], ids=repr)
 async def test_non_json_or_non_object_body_is_422(
     team_client: httpx.AsyncClient, signer: TestSigner, raw: bytes
 ) -> None:
@@ -162,9 +158,7 @@ async def test_create_without_token_is_401(team_client: httpx.AsyncClient) -> No
     "authorization",
     ["Bearer", "Bearer not-a-jwt", "Basic dXNlcjpwYXNz", "bearer "],
 )
-async def test_malformed_token_is_401(
-    team_client: httpx.AsyncClient, authorization: str
-) -> None:
+async def test_malformed_token_is_401(team_client: httpx.AsyncClient, authorization: str) -> None:
     response = await team_client.post(
         "/v1/teams", json={"name": "Acme"}, headers={"Authorization": authorization}
     )
@@ -242,9 +236,7 @@ async def test_list_page_of_exact_size_ends_with_null_cursor(
 ) -> None:
     user = uuid.uuid4()
     created = [await create_team(team_client, signer, user, name=f"E{i}") for i in range(2)]
-    response = await team_client.get(
-        "/v1/teams", params={"limit": 2}, headers=signer.headers(user)
-    )
+    response = await team_client.get("/v1/teams", params={"limit": 2}, headers=signer.headers(user))
     assert response.json() == {"items": created, "next_cursor": None}
 
 
@@ -324,3 +316,33 @@ async def test_get_team_with_malformed_id_is_422(
     response = await team_client.get(f"/v1/teams/{team_id}", headers=signer.headers(uuid.uuid4()))
     error = assert_error(response, 422, "validation_error")
     assert "team_id" in error_fields(error)
+
+
+@pytest.mark.parametrize("name", ["Acme\u0000Corp", "\u0000"])
+async def test_name_with_a_nul_character_is_422_not_500(
+    team_client: httpx.AsyncClient, signer: TestSigner, name: str
+) -> None:
+    """Valid JSON, but no text column can hold it: bad input, never a 500."""
+    response = await team_client.post(
+        "/v1/teams", json={"name": name}, headers=signer.headers(uuid.uuid4())
+    )
+    error = assert_error(response, 422, "validation_error")
+    assert "name" in error_fields(error)
+
+
+async def test_duplicate_json_key_takes_the_last_value(
+    team_client: httpx.AsyncClient, signer: TestSigner
+) -> None:
+    response = await team_client.post(
+        "/v1/teams",
+        content=b'{"name": "First", "name": "  Second "}',
+        headers=signer.headers(uuid.uuid4(), **{"Content-Type": "application/json"}),
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["name"] == "Second"
+
+
+async def test_missing_token_401_carries_www_authenticate(team_client: httpx.AsyncClient) -> None:
+    response = await team_client.get("/v1/teams")
+    assert response.status_code == 401
+    assert response.headers.get("www-authenticate", "").lower().startswith("bearer")

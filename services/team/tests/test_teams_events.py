@@ -103,7 +103,6 @@ async def test_rejected_create_writes_nothing_to_the_outbox(
     assert response.status_code == 422
     async with team_service.db.engine.connect() as conn:
         after = len((await conn.execute(select(outbox.c.seq))).all())
-    # Other tests of this session may write concurrently only if run in parallel; they are not.
     assert after == before
 
 
@@ -148,4 +147,6 @@ async def test_created_events_reach_the_bus(
 
     await eventually(marked_published, within=10.0)
     await asyncio.sleep(0.3)  # room for a duplicate to show up, were there one
-    assert len([m for m in received if m.message_id in {str(e.id) for _, e in ours().values()}]) == 2
+    assert (
+        len([m for m in received if m.message_id in {str(e.id) for _, e in ours().values()}]) == 2
+    )

@@ -79,6 +79,17 @@ class RequestContextMiddleware:
 
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             try:
+                if scope["type"] == "http" and _has_nul(scope):
+                    await _send_error(
+                        send_with_id,
+                        422,
+                        error_body(
+                            "validation_error",
+                            "NUL characters are not allowed in the path or query",
+                            [{"field": "query", "in": "query", "message": "contains NUL"}],
+                        ),
+                    )
+                    return
                 await self.app(scope, receive, send_with_id)
             except Exception:
                 # Logged here, with the request id, and answered in the contract's
@@ -86,7 +97,9 @@ class RequestContextMiddleware:
                 log.exception("unhandled error", path=scope.get("path"))
                 if scope["type"] != "http" or status != 500 or started_response:
                     raise
-                await _send_internal_error(send_with_id)
+                await _send_error(
+                    send_with_id, 500, error_body("internal_error", INTERNAL_ERROR_MESSAGE)
+                )
             finally:
                 if scope["type"] == "http":
                     elapsed = time.perf_counter() - started
@@ -104,19 +117,25 @@ class RequestContextMiddleware:
                         )
 
 
-async def _send_internal_error(send: Send) -> None:
-    body = json.dumps(error_body("internal_error", INTERNAL_ERROR_MESSAGE)).encode()
+def _has_nul(scope: Scope) -> bool:
+    # PostgreSQL text cannot hold NUL: refuse it at the door rather than fail later.
+    raw = scope.get("raw_path", b"") + b"?" + scope.get("query_string", b"")
+    return b"%00" in raw.lower() or b"\x00" in raw or "\x00" in scope.get("path", "")
+
+
+async def _send_error(send: Send, status: int, body: dict[str, Any]) -> None:
+    payload = json.dumps(body).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 500,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
+                (b"content-length", str(len(payload)).encode()),
             ],
         }
     )
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": payload})
 
 
 def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:

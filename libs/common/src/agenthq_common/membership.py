@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Path
 from pydantic import BaseModel
-from sqlalchemy import Boolean, Column, DateTime, Integer, MetaData, String, Table, select
+from sqlalchemy import Boolean, Column, DateTime, Integer, MetaData, String, Table, func, select
 from sqlalchemy.dialects.postgresql import UUID, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -93,10 +93,19 @@ def register_membership_handlers(consumer: EventConsumer) -> None:
             values = {"plan": data.new_plan, "max_members": data.max_members}
         elif isinstance(data, catalog.TeamOwnershipTransferred):
             values = {"owner_id": data.new_owner_id}
-        elif isinstance(data, catalog.TeamDeleted):
-            values = {"deleted": True}
         if event.type == "team.deleted":
-            await _upsert(uow.session, rm_teams, {"team_id": data.team_id}, values, event.time)
+            # A deletion is final and wins over any other event, whatever its time.
+            stmt = insert(rm_teams).values(
+                team_id=data.team_id, changed_at=event.time, deleted=True
+            )
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["team_id"],
+                set_={
+                    "deleted": True,
+                    "changed_at": func.greatest(rm_teams.c.changed_at, event.time),
+                },
+            )
+            await uow.session.execute(stmt)
             return
         # A deletion is final: no later-arriving earlier event may revive the team.
         stmt = insert(rm_teams).values(

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from agenthq_common.errors import Unprocessable
 
@@ -20,9 +20,17 @@ T = TypeVar("T")
 
 
 class StrictModel(BaseModel):
-    """Request bodies: unknown fields are a 422, strings are trimmed."""
+    """Request bodies: unknown fields are a 422, strings are trimmed, and NUL
+    characters (which PostgreSQL cannot store in text) are a 422, not a 500."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
 
 
 class Page(BaseModel, Generic[T]):

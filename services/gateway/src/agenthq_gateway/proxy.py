@@ -52,6 +52,17 @@ HOP_BY_HOP = {
 }
 
 
+def _drop_on_hop(connection: list[str]) -> set[str]:
+    """Hop-by-hop headers: the fixed list plus whatever ``Connection`` names (RFC 9110 7.6.1)."""
+    named = {h.strip().lower() for value in connection for h in value.split(",") if h.strip()}
+    return HOP_BY_HOP | named
+
+
+def has_dot_segments(path: str) -> bool:
+    """``.`` or ``..`` segments (after percent-decoding) could walk out of /v1."""
+    return any(segment in (".", "..") for segment in path.split("/"))
+
+
 def route_for(path: str) -> str | None:
     for pattern, service in ROUTES:
         if pattern.match(path):
@@ -112,7 +123,8 @@ class Upstreams:
         headers = [
             (k, v)
             for k, v in request.headers.items()
-            if k.lower() not in HOP_BY_HOP and k.lower() not in ("x-forwarded-for", "x-request-id")
+            if k not in _drop_on_hop(request.headers.getlist("connection"))
+            and k not in ("x-forwarded-for", "x-request-id")
         ]
         headers += [
             ("x-forwarded-for", forwarded_for(request, self.trusted_proxies)),
@@ -122,10 +134,14 @@ class Upstreams:
         has_body = request.method not in ("GET", "HEAD", "OPTIONS", "DELETE") or (
             "content-length" in request.headers or "transfer-encoding" in request.headers
         )
+        # The path and query go on byte for byte as the client sent them (the
+        # route was chosen on the decoded path, which has no dot segments).
+        target = base + request.scope.get("raw_path", request.url.path.encode()).decode("latin-1")
+        if query := request.scope.get("query_string", b""):
+            target += "?" + query.decode("latin-1")
         upstream = self.client.build_request(
             request.method,
-            f"{base}{request.url.path}",
-            params=request.url.query.encode() or None,
+            httpx.URL(target),
             headers=headers,
             content=request.stream() if has_body else None,
         )
@@ -144,17 +160,19 @@ class Upstreams:
         except httpx.HTTPError as exc:
             log.warning("upstream failed", service=service, error=repr(exc))
             raise BadGateway(f"The {service} service failed to answer") from exc
-        response_headers = {
-            k: v
-            for k, v in response.headers.items()
-            if k.lower() not in HOP_BY_HOP and k.lower() not in ("server", "date", "x-request-id")
-        }
-        return StreamingResponse(
+        dropped = _drop_on_hop(response.headers.get_list("connection"))
+        proxied = StreamingResponse(
             response.aiter_raw(),
             status_code=response.status_code,
-            headers=response_headers,
             background=BackgroundTask(response.aclose),
         )
+        # A list, not a dict: repeated headers (Set-Cookie) must stay separate.
+        proxied.raw_headers = [
+            (k.encode("latin-1"), v.encode("latin-1"))
+            for k, v in response.headers.multi_items()
+            if k.lower() not in dropped and k.lower() not in ("server", "date", "x-request-id")
+        ]
+        return proxied
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -165,7 +183,7 @@ router = APIRouter(include_in_schema=False)
 
 @router.api_route("/v1/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
 async def proxy(request: Request) -> StreamingResponse:
-    service = route_for(request.url.path)
+    service = None if has_dot_segments(request.url.path) else route_for(request.url.path)
     if service is None:
         raise NotFound(f"No route for {request.method} {request.url.path}", code="route_not_found")
     if (request.method, request.url.path) not in SERVICE_AUTHENTICATED:

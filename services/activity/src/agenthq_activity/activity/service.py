@@ -24,6 +24,17 @@ def _valid_ip(value: str | None) -> str | None:
         return None
 
 
+def _storable(value: Any) -> Any:
+    """PostgreSQL text and JSONB cannot hold NUL; a producer may still send it."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return value
+
+
 def record_from_event(event: CloudEvent) -> dict[str, Any]:
     resource_type, resource_id = event.resource
     return {
@@ -31,12 +42,12 @@ def record_from_event(event: CloudEvent) -> dict[str, Any]:
         "event_id": event.id,
         "team_id": event.teamid,
         "user_id": event.actorid,
-        "action": event.type[:100],
-        "resource_type": resource_type[:50] if resource_type else None,
-        "resource_id": resource_id[:200] if resource_id else None,
-        "metadata_": event.data,
+        "action": _storable(event.type[:100]),
+        "resource_type": _storable(resource_type[:50]) if resource_type else None,
+        "resource_id": _storable(resource_id[:200]) if resource_id else None,
+        "metadata_": _storable(event.data),
         "ip_address": _valid_ip(event.actorip),
-        "user_agent": event.actorua,
+        "user_agent": _storable(event.actorua),
         "created_at": event.time,
     }
 

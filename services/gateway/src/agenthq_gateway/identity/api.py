@@ -7,7 +7,6 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from agenthq_common.deps import Uow, User
 from agenthq_common.errors import NotFound
 from agenthq_common.events import Actor
-from agenthq_common.http import client_ip
 from agenthq_gateway.context import GatewayContext, get_gateway
 from agenthq_gateway.identity import service
 from agenthq_gateway.identity.repository import IdentityRepository
@@ -20,14 +19,18 @@ from agenthq_gateway.identity.schemas import (
     TokensOut,
     UserOut,
 )
+from agenthq_gateway.proxy import forwarded_for
 
 router = APIRouter(tags=["identity"])
 Gateway = Annotated[GatewayContext, Depends(get_gateway)]
 
 
 def _anonymous_actor(request: Request) -> Actor:
+    # The gateway faces clients: their X-Forwarded-For is believed only from
+    # trusted proxies (services behind it can trust the one it writes).
+    trusted = get_gateway(request).upstreams.trusted_proxies
     return Actor(
-        ip=client_ip(request),
+        ip=forwarded_for(request, trusted),
         user_agent=request.headers.get("user-agent"),
         traceparent=request.headers.get("traceparent"),
     )
