@@ -5,7 +5,7 @@ Topology, per consuming queue ``q``::
 
     agenthq.events (topic) --binding--> q --reject--> agenthq.dlx --q--> q.dlq
                                         ^
-    q.retry.1 .. q.retry.N (TTL 2^k * base) --expire--> default exchange -> q
+    q.retry.<delay>ms, one per attempt (TTL base * 2^k) --expire--> default exchange -> q
 
 A failing message is re-published to the retry queue of its attempt and acked;
 when the queue's TTL expires, RabbitMQ dead-letters it straight back into
@@ -19,6 +19,7 @@ retried forever.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -60,6 +61,7 @@ class Topology:
 
 
 MessageHandler = Callable[[AbstractIncomingMessage], Awaitable[None]]
+BatchHandler = Callable[[list[AbstractIncomingMessage]], Awaitable[list[Exception | None]]]
 
 
 class Bus:
@@ -71,8 +73,10 @@ class Bus:
         prefetch: int = 64,
         max_retries: int = 5,
         retry_base_ms: int = 200,
+        publish_timeout: float = 10.0,
     ) -> None:
         self.url = url
+        self.publish_timeout = publish_timeout
         self.topology = Topology(namespace)
         self.prefetch = prefetch
         self.max_retries = max_retries
@@ -81,6 +85,7 @@ class Bus:
         self._publish_channel: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
         self._consumer_channels: list[AbstractChannel] = []
+        self._workers: list[asyncio.Task[None]] = []
 
     async def connect(self) -> None:
         # connect_robust reconnects after a broker restart and re-declares the
@@ -118,7 +123,10 @@ class Bus:
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             type=routing_key,
         )
-        await self._exchange.publish(message, routing_key=routing_key, mandatory=False)
+        # Bounded: a confirm lost in a broker restart must fail (and be retried), not hang.
+        await self._exchange.publish(
+            message, routing_key=routing_key, mandatory=False, timeout=self.publish_timeout
+        )
 
     async def publish_many(
         self, events: Sequence[tuple[str, bytes, str]]
@@ -161,9 +169,11 @@ class Bus:
     def retry_delay_ms(self, attempt: int) -> int:
         return self.retry_base_ms * 2 ** (attempt - 1)
 
-    @staticmethod
-    def _retry_queue(queue_name: str, attempt: int) -> str:
-        return f"{queue_name}.retry.{attempt}"
+    def _retry_queue(self, queue_name: str, attempt: int) -> str:
+        # Named by delay, not attempt number: a changed back-off setting then
+        # declares new queues instead of clashing with the old ones' TTL (which
+        # RabbitMQ refuses), and the old ones still drain into the queue.
+        return f"{queue_name}.retry.{self.retry_delay_ms(attempt)}ms"
 
     async def consume(
         self,
@@ -173,33 +183,89 @@ class Bus:
         *,
         prefetch: int | None = None,
     ) -> AbstractQueue:
-        """Start consuming ``name``; ``handler`` returning normally acks the message."""
+        """Start consuming ``name`` one message at a time; returning normally acks."""
+
+        async def one_by_one(messages: list[AbstractIncomingMessage]) -> list[Exception | None]:
+            try:
+                await handler(messages[0])
+            except Exception as exc:
+                return [exc]
+            return [None]
+
+        return await self.consume_batches(
+            name, bindings, one_by_one, prefetch=prefetch, max_batch=1
+        )
+
+    async def consume_batches(
+        self,
+        name: str,
+        bindings: Sequence[str],
+        handler: BatchHandler,
+        *,
+        prefetch: int | None = None,
+        max_batch: int = 100,
+    ) -> AbstractQueue:
+        """Start consuming ``name`` in batches of what has already arrived.
+
+        ``handler`` gets up to ``max_batch`` messages and returns one outcome
+        per message (None: done, acked; an exception: retried or
+        dead-lettered). Batches form only from messages already delivered, so
+        a quiet queue adds no waiting; a busy one shares one transaction
+        among many messages.
+        """
         if self._connection is None:
             raise RuntimeError("bus not connected")
         channel = await self._connection.channel(publisher_confirms=True)
         await channel.set_qos(prefetch_count=prefetch or self.prefetch)
         self._consumer_channels.append(channel)
         queue = await self.declare_consumer_queue(channel, name, bindings)
-        queue_name = queue.name
+        inbound: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
 
-        async def on_message(message: AbstractIncomingMessage) -> None:
-            try:
-                await handler(message)
-            except PermanentFailure as exc:
+        async def work() -> None:
+            while True:
+                batch = [await inbound.get()]
+                while len(batch) < max_batch and not inbound.empty():
+                    batch.append(inbound.get_nowait())
+                try:
+                    outcomes = await handler(batch)
+                except Exception as exc:  # the handler itself broke: treat all as failed
+                    outcomes = [exc] * len(batch)
+                for message, outcome in zip(batch, outcomes, strict=True):
+                    await self._settle(channel, queue.name, message, outcome)
+
+        self._workers.append(asyncio.create_task(work(), name=f"consume:{queue.name}"))
+        await queue.consume(inbound.put)
+        return queue
+
+    async def _settle(
+        self,
+        channel: AbstractChannel,
+        queue_name: str,
+        message: AbstractIncomingMessage,
+        outcome: Exception | None,
+    ) -> None:
+        try:
+            if outcome is None:
+                await message.ack()
+            elif isinstance(outcome, PermanentFailure):
                 log.error(
                     "message dead-lettered",
                     queue=queue_name,
-                    reason=str(exc),
+                    reason=str(outcome),
                     message_id=message.message_id,
                 )
                 await message.reject(requeue=False)
-            except Exception as exc:  # any other failure may be transient: retry
-                await self._retry_or_dead_letter(channel, queue_name, message, exc)
-            else:
-                await message.ack()
-
-        await queue.consume(on_message)
-        return queue
+            else:  # any other failure may be transient: retry
+                await self._retry_or_dead_letter(channel, queue_name, message, outcome)
+        except Exception as exc:
+            # The channel went away (broker restart): the broker redelivers
+            # what we could not settle, and the inbox makes that harmless.
+            log.warning(
+                "could not settle message",
+                queue=queue_name,
+                error=repr(exc),
+                message_id=message.message_id,
+            )
 
     async def _retry_or_dead_letter(
         self,
@@ -238,7 +304,9 @@ class Bus:
         )
         try:
             await channel.default_exchange.publish(
-                retry, routing_key=self._retry_queue(queue_name, attempt)
+                retry,
+                routing_key=self._retry_queue(queue_name, attempt),
+                timeout=self.publish_timeout,
             )
         except Exception:
             # Could not park it for later: hand it back to the queue rather than lose it.
@@ -247,6 +315,12 @@ class Bus:
         await message.ack()
 
     async def close(self) -> None:
+        for worker in self._workers:
+            worker.cancel()
+        for worker in self._workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+        self._workers = []
         if self._connection is not None:
             await self._connection.close()
             self._connection = None

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from agenthq_common.plumbing import notify_channel, outbox
+from agenthq_common.plumbing import outbox
 
 if TYPE_CHECKING:
     from agenthq_common.events.envelope import CloudEvent
@@ -31,8 +31,10 @@ class Database:
     def __init__(self, url: str, *, service: str, pool_size: int = 10) -> None:
         self.url = url
         self.service = service
+        # No pre-ping: it costs a round trip on every checkout. A connection that
+        # died is refreshed after its first error, and recycled hourly anyway.
         self.engine: AsyncEngine = create_async_engine(
-            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=3600
         )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
@@ -40,7 +42,7 @@ class Database:
     async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
         """Commit when the block ends normally, roll back when it raises."""
         async with self.sessionmaker() as session:
-            uow = UnitOfWork(session, notify_channel(self.service))
+            uow = UnitOfWork(session)
             try:
                 yield uow
             except BaseException:
@@ -58,9 +60,8 @@ class Database:
 
 
 class UnitOfWork:
-    def __init__(self, session: AsyncSession, channel: str) -> None:
+    def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        self._channel = channel
         self._pending: list[CloudEvent] = []
         self._done = False
 
@@ -84,9 +85,8 @@ class UnitOfWork:
             }
             for e in self._pending
         ]
+        # A trigger on the outbox NOTIFYs the relay when this transaction commits.
         await self.session.execute(insert(outbox), rows)
-        # NOTIFY is transactional: the relay hears it only once this commits.
-        await self.session.execute(text("SELECT pg_notify(:c, '')"), {"c": self._channel})
         self._pending.clear()
 
     async def commit(self) -> None:

@@ -53,51 +53,117 @@ class EventConsumer:
     db: Database
     registry: EventRegistry
     _handlers: list[tuple[str, EventHandler]] = field(default_factory=list)
+    _routes: dict[str, list[EventHandler]] = field(default_factory=dict)
 
     def on(self, *patterns: str) -> Callable[[EventHandler], EventHandler]:
         def register(handler: EventHandler) -> EventHandler:
             for pattern in patterns:
                 self._handlers.append((pattern, handler))
+            self._routes.clear()
             return handler
 
         return register
+
+    def _handlers_for(self, event_type: str) -> list[EventHandler]:
+        found = self._routes.get(event_type)
+        if found is None:
+            found = [h for p, h in self._handlers if topic_matches(p, event_type)]
+            self._routes[event_type] = found
+        return found
 
     @property
     def bindings(self) -> list[str]:
         return sorted({p for p, _ in self._handlers})
 
     async def start(self, bus: Bus) -> None:
-        await bus.consume(self.name, self.bindings, self.handle_message)
+        await bus.consume_batches(self.name, self.bindings, self.handle_messages)
 
-    async def handle_message(self, message: AbstractIncomingMessage) -> None:
+    def _parse(self, message: AbstractIncomingMessage) -> tuple[CloudEvent, BaseModel | None]:
         try:
             event = CloudEvent.from_bytes(message.body)
         except ValidationError as exc:
             EVENTS_CONSUMED.labels(self.name, "invalid").inc()
             raise PermanentFailure(f"not a CloudEvent: {exc.errors()[:3]}") from exc
-        with structlog.contextvars.bound_contextvars(event_id=str(event.id), event_type=event.type):
-            await self.handle(event)
+        return self._validate(event)
+
+    async def handle_message(self, message: AbstractIncomingMessage) -> None:
+        """One delivery in a transaction of its own (raises what the bus should settle)."""
+        parsed = self._parse(message)
+        async with self.db.unit_of_work() as uow:
+            await self._apply(uow, [parsed])
 
     async def handle(self, event: CloudEvent) -> bool:
         """Apply ``event`` once; returns False when it had been applied already."""
+        parsed = self._validate(event)
+        async with self.db.unit_of_work() as uow:
+            applied = await self._apply(uow, [parsed])
+        return bool(applied)
+
+    def _validate(self, event: CloudEvent) -> tuple[CloudEvent, BaseModel | None]:
         try:
-            data = self.registry.parse_data(event)
+            return event, self.registry.parse_data(event)
         except (UnknownDataVersion, InvalidEventData) as exc:
             EVENTS_CONSUMED.labels(self.name, "invalid").inc()
             raise PermanentFailure(str(exc)) from exc
-        handlers = [h for p, h in self._handlers if topic_matches(p, event.type)]
-        async with self.db.unit_of_work() as uow:
-            recorded = await uow.session.execute(
-                insert(inbox)
-                .values(consumer=self.name, event_id=event.id, event_type=event.type)
-                .on_conflict_do_nothing()
-                .returning(inbox.c.event_id)
+
+    async def handle_messages(
+        self, messages: list[AbstractIncomingMessage]
+    ) -> list[Exception | None]:
+        """A batch of deliveries in one transaction: one inbox insert, one commit.
+
+        If any handler fails, the batch is rolled back and every message is
+        retried on its own, so that one bad event cannot hold back the others
+        and retries and dead-lettering stay per message.
+        """
+        outcomes: list[Exception | None] = [None] * len(messages)
+        parsed: list[tuple[CloudEvent, BaseModel | None]] = []
+        for i, message in enumerate(messages):
+            try:
+                parsed.append(self._parse(message))
+            except PermanentFailure as exc:
+                outcomes[i] = exc
+        if not parsed:
+            return outcomes
+        try:
+            async with self.db.unit_of_work() as uow:
+                await self._apply(uow, parsed)
+            return outcomes
+        except Exception as exc:
+            if len(messages) == 1:
+                return [exc]
+        for i, message in enumerate(messages):
+            if outcomes[i] is None:
+                try:
+                    await self.handle_message(message)
+                except Exception as exc:
+                    outcomes[i] = exc
+        return outcomes
+
+    async def _apply(
+        self, uow: UnitOfWork, events: list[tuple[CloudEvent, BaseModel | None]]
+    ) -> list[CloudEvent]:
+        """Record the events in the inbox; run the handlers of those that are new."""
+        recorded = await uow.session.execute(
+            insert(inbox)
+            .values(
+                [{"consumer": self.name, "event_id": e.id, "event_type": e.type} for e, _ in events]
             )
-            if recorded.first() is None:
+            .on_conflict_do_nothing()
+            .returning(inbox.c.event_id)
+        )
+        new_ids = set(recorded.scalars())
+        applied: list[CloudEvent] = []
+        for event, data in events:
+            if event.id not in new_ids:
                 EVENTS_CONSUMED.labels(self.name, "duplicate").inc()
-                log.info("duplicate event ignored", consumer=self.name)
-                return False
-            for handler in handlers:
-                await handler(event, data, uow)
-        EVENTS_CONSUMED.labels(self.name, "applied").inc()
-        return True
+                log.info("duplicate event ignored", consumer=self.name, event_id=str(event.id))
+                continue
+            new_ids.discard(event.id)  # the same event twice in one batch: once
+            with structlog.contextvars.bound_contextvars(
+                event_id=str(event.id), event_type=event.type
+            ):
+                for handler in self._handlers_for(event.type):
+                    await handler(event, data, uow)
+            applied.append(event)
+        EVENTS_CONSUMED.labels(self.name, "applied").inc(len(applied))
+        return applied

@@ -20,6 +20,8 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import async_engine_from_config
 
+from agenthq_common.plumbing import OUTBOX_NOTIFY_DDL, OUTBOX_NOTIFY_DROP
+
 
 def create_outbox_inbox_v1(op: object) -> None:
     o = op  # alembic.op, passed in so this module imports without a migration context
@@ -41,6 +43,8 @@ def create_outbox_inbox_v1(op: object) -> None:
     o.create_index(  # type: ignore[attr-defined]
         "ix_outbox_unpublished", "outbox", ["seq"], postgresql_where=sa.text("published_at IS NULL")
     )
+    for statement in OUTBOX_NOTIFY_DDL:
+        o.execute(statement)  # type: ignore[attr-defined]
     o.create_table(  # type: ignore[attr-defined]
         "inbox",
         sa.Column("consumer", sa.String(200), nullable=False),
@@ -51,6 +55,14 @@ def create_outbox_inbox_v1(op: object) -> None:
         ),
         sa.PrimaryKeyConstraint("consumer", "event_id", name="pk_inbox"),
     )
+
+
+def drop_outbox_inbox_v1(op: object) -> None:
+    o = op
+    o.drop_table("inbox")  # type: ignore[attr-defined]
+    o.drop_table("outbox")  # type: ignore[attr-defined]
+    for statement in OUTBOX_NOTIFY_DROP:
+        o.execute(statement)  # type: ignore[attr-defined]
 
 
 def create_membership_read_model_v1(op: object) -> None:

@@ -8,6 +8,7 @@ defined once, here.
 from __future__ import annotations
 
 from sqlalchemy import (
+    DDL,
     BigInteger,
     Column,
     DateTime,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    event,
     func,
     text,
 )
@@ -62,6 +64,22 @@ inbox = Table(
 )
 
 
-def notify_channel(service: str) -> str:
-    """The LISTEN/NOTIFY channel on which a service's relay is woken."""
-    return f"outbox_{service}"
+# NOTIFY channels are per database, and every service has its own database,
+# so one channel name serves all. The trigger fires once per INSERT statement
+# (not per row); PostgreSQL delivers the notification only when the inserting
+# transaction commits, which is exactly when the relay can see the rows.
+OUTBOX_CHANNEL = "agenthq_outbox"
+OUTBOX_NOTIFY_DDL = [
+    f"""CREATE OR REPLACE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN PERFORM pg_notify('{OUTBOX_CHANNEL}', ''); RETURN NULL; END $$""",
+    """CREATE TRIGGER outbox_notify AFTER INSERT ON outbox
+    FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify()""",
+]
+OUTBOX_NOTIFY_DROP = [
+    "DROP TRIGGER IF EXISTS outbox_notify ON outbox",
+    "DROP FUNCTION IF EXISTS outbox_notify()",
+]
+
+for _statement in OUTBOX_NOTIFY_DDL:
+    # So that metadata.create_all (tests, tools) makes the same table the migrations do.
+    event.listen(outbox, "after_create", DDL(_statement))

@@ -117,14 +117,20 @@ class Service:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
-        for hook in reversed(self._on_shutdown):
-            with contextlib.suppress(Exception):
-                await hook()
-        await self.bus.close()
-        await self.redis.aclose()
+        closers: list[Hook] = [*reversed(self._on_shutdown), self.bus.close, self.redis.aclose]
         if isinstance(self.key_source, RemoteJwks):
-            await self.key_source.aclose()
-        await self.db.dispose()
+            closers.append(self.key_source.aclose)
+        closers.append(self.db.dispose)
+        for close in closers:
+            # Shutdown must finish even when a dependency is gone or hangs.
+            try:
+                await asyncio.wait_for(close(), timeout=5.0)
+            except Exception as exc:
+                log.warning(
+                    "shutdown step failed",
+                    step=getattr(close, "__qualname__", "?"),
+                    error=repr(exc),
+                )
         log.info("service stopped")
 
     def readiness_checks(self) -> dict[str, Hook]:

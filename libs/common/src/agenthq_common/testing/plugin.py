@@ -110,7 +110,6 @@ def settings_for(infra: Infrastructure, bus_namespace: str) -> Callable[..., Any
             "bus_namespace": bus_namespace,
             "log_json": False,
             "outbox_poll_interval": 0.5,
-            "consumer_retry_base_ms": 50,
             **overrides,
         }
         return cls(**values)  # type: ignore[call-arg]

@@ -9,7 +9,11 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql as pg
 
-from agenthq_common.migrations import create_membership_read_model_v1, create_outbox_inbox_v1
+from agenthq_common.migrations import (
+    create_membership_read_model_v1,
+    create_outbox_inbox_v1,
+    drop_outbox_inbox_v1,
+)
 
 revision = "0001"
 down_revision = None
@@ -45,5 +49,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("activity_logs", "rm_members", "rm_teams", "inbox", "outbox"):
+    for table in (
+        "activity_logs",
+        "rm_members",
+        "rm_teams",
+    ):
         op.drop_table(table)
+    drop_outbox_inbox_v1(op)

@@ -9,7 +9,11 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql as pg
 
-from agenthq_common.migrations import create_membership_read_model_v1, create_outbox_inbox_v1
+from agenthq_common.migrations import (
+    create_membership_read_model_v1,
+    create_outbox_inbox_v1,
+    drop_outbox_inbox_v1,
+)
 
 revision = "0001"
 down_revision = None
@@ -62,7 +66,6 @@ def downgrade() -> None:
         "users",
         "rm_members",
         "rm_teams",
-        "inbox",
-        "outbox",
     ):
         op.drop_table(table)
+    drop_outbox_inbox_v1(op)

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql as pg
 
-from agenthq_common.migrations import create_outbox_inbox_v1
+from agenthq_common.migrations import create_outbox_inbox_v1, drop_outbox_inbox_v1
 
 revision = "0001"
 down_revision = None
@@ -56,5 +56,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("team_members")
     op.drop_table("teams")
-    op.drop_table("inbox")
-    op.drop_table("outbox")
+    drop_outbox_inbox_v1(op)

@@ -7,7 +7,11 @@ Create Date: 2026-11-25
 
 from alembic import op
 
-from agenthq_common.migrations import create_membership_read_model_v1, create_outbox_inbox_v1
+from agenthq_common.migrations import (
+    create_membership_read_model_v1,
+    create_outbox_inbox_v1,
+    drop_outbox_inbox_v1,
+)
 
 revision = "0001"
 down_revision = None
@@ -21,5 +25,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("rm_members", "rm_teams", "inbox", "outbox"):
+    for table in (
+        "rm_members",
+        "rm_teams",
+    ):
         op.drop_table(table)
+    drop_outbox_inbox_v1(op)
