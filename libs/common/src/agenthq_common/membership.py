@@ -1,8 +1,8 @@
 """The local read model of teams and memberships.
 
 Every service that serves team-scoped routes keeps its own copy, fed by
-``team.*`` and ``member.*`` events, so that checking a caller's membership is
-one indexed lookup in its own database and never a network call.
+``team.*``, ``member.*`` and ``role.*`` events, so that checking a caller's
+permissions is one indexed lookup in its own database, not a network call.
 
 Events of one team may arrive out of order, so each row remembers the time of
 the event that last wrote it and older events do not overwrite newer state.
@@ -12,23 +12,26 @@ Removals and deletions are kept as tombstones for the same reason: a late
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Path
-from pydantic import BaseModel
+import httpx
 from sqlalchemy import Boolean, Column, DateTime, Integer, MetaData, String, Table, func, select
-from sqlalchemy.dialects.postgresql import UUID, insert
+from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from agenthq_common import deps
+from agenthq_common.auth import CurrentUser
+from agenthq_common.authz import Membership, permissions_of
 from agenthq_common.db import UnitOfWork
-from agenthq_common.errors import NotFound
 from agenthq_common.events import catalog
 from agenthq_common.events.envelope import CloudEvent
 from agenthq_common.inbox import EventConsumer
+from agenthq_common.logging import get_logger
 from agenthq_common.plumbing import NAMING_CONVENTION
+
+log = get_logger(__name__)
 
 membership_metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -55,6 +58,17 @@ rm_members = Table(
 )
 
 
+rm_roles = Table(
+    "rm_roles",
+    membership_metadata,
+    Column("team_id", UUID(as_uuid=True), primary_key=True),
+    Column("name", String(100), primary_key=True),
+    Column("permissions", ARRAY(String(100)), nullable=False),
+    Column("deleted", Boolean, nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+)
+
+
 async def _upsert(
     session: AsyncSession, table: Table, keys: dict[str, Any], values: dict[str, Any], at: datetime
 ) -> None:
@@ -69,7 +83,7 @@ async def _upsert(
 
 
 def register_membership_handlers(consumer: EventConsumer) -> None:
-    """Feed the read model from ``consumer`` (bind it to ``team.*`` and ``member.*``)."""
+    """Feed the read model from ``consumer`` (bound to ``team.*``, ``member.*``, ``role.*``)."""
 
     @consumer.on(
         "team.created",
@@ -118,6 +132,13 @@ def register_membership_handlers(consumer: EventConsumer) -> None:
         )
         await uow.session.execute(stmt)
 
+    @consumer.on("role.created", "role.updated", "role.deleted")
+    async def on_role(event: CloudEvent, data: Any, uow: UnitOfWork) -> None:
+        values = {"permissions": list(data.permissions), "deleted": event.type == "role.deleted"}
+        await _upsert(
+            uow.session, rm_roles, {"team_id": data.team_id, "name": data.name}, values, event.time
+        )
+
     @consumer.on("member.added", "member.role_changed", "member.removed")
     async def on_member(event: CloudEvent, data: Any, uow: UnitOfWork) -> None:
         keys = {"team_id": data.team_id, "user_id": data.user_id}
@@ -128,45 +149,99 @@ def register_membership_handlers(consumer: EventConsumer) -> None:
         await _upsert(uow.session, rm_members, keys, values, event.time)
 
 
-class Membership(BaseModel):
-    team_id: uuid.UUID
-    user_id: uuid.UUID
-    role: str
-    is_owner: bool
+class ReadModelResolver:
+    """Memberships from the local read model, with read-your-writes.
 
+    When the read model has never heard of a (team, user) pair, the events
+    may simply not have arrived yet (a client that creates a team and at once
+    calls another service). Then the team service is asked once, with the
+    caller's own token, and the answer is cached for ``fallback_ttl`` seconds:
+    short, so a removal still takes effect everywhere within a second. A pair
+    the read model knows (even as removed) is never overridden by the fallback.
+    """
 
-async def find_membership(
-    session: AsyncSession, team_id: uuid.UUID, user_id: uuid.UUID
-) -> Membership | None:
-    row = (
-        await session.execute(
-            select(rm_members.c.role, rm_teams.c.owner_id)
-            .join(rm_teams, rm_teams.c.team_id == rm_members.c.team_id)
-            .where(
-                rm_members.c.team_id == team_id,
-                rm_members.c.user_id == user_id,
-                rm_members.c.active.is_(True),
-                rm_teams.c.deleted.is_(False),
+    def __init__(
+        self,
+        team_url: str | None,
+        *,
+        fallback_ttl: float = 1.0,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.team_url = team_url.rstrip("/") if team_url else None
+        self.fallback_ttl = fallback_ttl
+        self._client = client or httpx.AsyncClient(timeout=2.0)
+        self._cache: dict[tuple[uuid.UUID, uuid.UUID], tuple[float, Membership | None]] = {}
+
+    async def resolve(
+        self, session: AsyncSession, team_id: uuid.UUID, user: CurrentUser, token: str
+    ) -> Membership | None:
+        row = (
+            await session.execute(
+                select(
+                    rm_members.c.role,
+                    rm_members.c.active,
+                    rm_teams.c.owner_id,
+                    rm_teams.c.deleted,
+                    rm_roles.c.permissions,
+                    rm_roles.c.deleted.label("role_deleted"),
+                )
+                .select_from(rm_members)
+                .join(rm_teams, rm_teams.c.team_id == rm_members.c.team_id, isouter=True)
+                .join(
+                    rm_roles,
+                    (rm_roles.c.team_id == rm_members.c.team_id)
+                    & (rm_roles.c.name == rm_members.c.role),
+                    isouter=True,
+                )
+                .where(rm_members.c.team_id == team_id, rm_members.c.user_id == user.id)
             )
-        )
-    ).first()
-    if row is None:
-        return None
-    return Membership(
-        team_id=team_id, user_id=user_id, role=row.role, is_owner=row.owner_id == user_id
-    )
+        ).first()
+        if row is not None and row.deleted is not None:
+            if not row.active or row.deleted:
+                return None
+            custom = None if row.role_deleted else frozenset(row.permissions or ())
+            return Membership(
+                team_id=team_id,
+                user_id=user.id,
+                role=row.role,
+                is_owner=row.owner_id == user.id,
+                permissions=permissions_of(row.role, custom),
+            )
+        return await self._ask_team_service(team_id, user.id, token)
 
+    async def _ask_team_service(
+        self, team_id: uuid.UUID, user_id: uuid.UUID, token: str
+    ) -> Membership | None:
+        if self.team_url is None:
+            return None
+        key = (team_id, user_id)
+        now = time.monotonic()
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        membership: Membership | None = None
+        try:
+            response = await self._client.get(
+                f"{self.team_url}/internal/v1/teams/{team_id}/membership",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            if response.status_code == 200:
+                body = response.json()
+                membership = Membership(
+                    team_id=team_id,
+                    user_id=user_id,
+                    role=body["role"],
+                    is_owner=bool(body["is_owner"]),
+                    permissions=frozenset(body["permissions"]),
+                )
+            elif response.status_code != 404:
+                log.warning("membership fallback failed", status=response.status_code)
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            log.warning("membership fallback failed", error=repr(exc))
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[key] = (now + self.fallback_ttl, membership)
+        return membership
 
-async def require_member(
-    team_id: Annotated[uuid.UUID, Path()],
-    user: deps.User,
-    uow: deps.Uow,
-) -> Membership:
-    """The caller's membership of ``{team_id}``; 404 for non-members (never reveal a team)."""
-    membership = await find_membership(uow.session, team_id, user.id)
-    if membership is None:
-        raise NotFound("Team not found", code="team_not_found")
-    return membership
-
-
-Member = Annotated[Membership, Depends(require_member)]
+    async def aclose(self) -> None:
+        await self._client.aclose()

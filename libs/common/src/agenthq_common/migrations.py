@@ -65,6 +65,11 @@ def drop_outbox_inbox_v1(op: object) -> None:
         o.execute(statement)  # type: ignore[attr-defined]
 
 
+def drop_membership_read_model_v1(op: object) -> None:
+    for table in ("rm_roles", "rm_members", "rm_teams"):
+        op.drop_table(table)  # type: ignore[attr-defined]
+
+
 def create_membership_read_model_v1(op: object) -> None:
     o = op
     o.create_table(  # type: ignore[attr-defined]
@@ -88,6 +93,15 @@ def create_membership_read_model_v1(op: object) -> None:
         sa.PrimaryKeyConstraint("team_id", "user_id", name="pk_rm_members"),
     )
     o.create_index("ix_rm_members_user_id", "rm_members", ["user_id"])  # type: ignore[attr-defined]
+    o.create_table(  # type: ignore[attr-defined]
+        "rm_roles",
+        sa.Column("team_id", pg.UUID(as_uuid=True), nullable=False),
+        sa.Column("name", sa.String(100), nullable=False),
+        sa.Column("permissions", pg.ARRAY(sa.String(100)), nullable=False),
+        sa.Column("deleted", sa.Boolean, nullable=False),
+        sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("team_id", "name", name="pk_rm_roles"),
+    )
 
 
 def run_env(database_url: str | None, target_metadata: Sequence[MetaData]) -> None:

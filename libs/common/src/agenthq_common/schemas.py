@@ -91,3 +91,18 @@ def paginate(
     if len(rows) > limit:
         return rows[:limit], cursor_of(rows[limit - 1])
     return rows, None
+
+
+def decode_id_cursor(cursor: str | None) -> uuid.UUID | None:
+    """A keyset position that is just an id (lists ordered by id)."""
+    values = decode_cursor(cursor, ("id",))
+    if values is None:
+        return None
+    try:
+        return uuid.UUID(values["id"])
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise _bad_cursor() from exc
+
+
+def encode_id_cursor(ident: uuid.UUID) -> str:
+    return encode_cursor({"id": str(ident)})

@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from fastapi import APIRouter, FastAPI
 
 from agenthq_common.auth import KeySource, RemoteJwks, TokenVerifier
+from agenthq_common.authz import MembershipResolver
 from agenthq_common.bus import Bus
 from agenthq_common.db import Database
 from agenthq_common.events import registry as default_registry
@@ -25,6 +26,7 @@ from agenthq_common.health import router as health_router
 from agenthq_common.http import RequestContextMiddleware, install_error_handlers
 from agenthq_common.inbox import EventConsumer
 from agenthq_common.logging import configure_logging, get_logger
+from agenthq_common.membership import ReadModelResolver
 from agenthq_common.outbox import OutboxRelay
 from agenthq_common.settings import ServiceSettings
 
@@ -44,6 +46,7 @@ class Service:
         registry: EventRegistry = default_registry,
         configure_logs: bool = True,
         openapi_url: str | None = "/openapi.json",
+        membership_resolver: MembershipResolver | None = None,
     ) -> None:
         if settings.database_url is None:
             raise ValueError("settings.database_url is not set")
@@ -70,6 +73,9 @@ class Service:
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
             algorithm=settings.jwt_algorithm,
+        )
+        self.membership_resolver: MembershipResolver = membership_resolver or ReadModelResolver(
+            settings.team_url
         )
         self.relay = OutboxRelay(self.db, self.bus, poll_interval=settings.outbox_poll_interval)
         self.consumers: list[EventConsumer] = []
@@ -118,6 +124,8 @@ class Service:
                 await task
         self._tasks = []
         closers: list[Hook] = [*reversed(self._on_shutdown), self.bus.close, self.redis.aclose]
+        if isinstance(self.membership_resolver, ReadModelResolver):
+            closers.append(self.membership_resolver.aclose)
         if isinstance(self.key_source, RemoteJwks):
             closers.append(self.key_source.aclose)
         closers.append(self.db.dispose)

@@ -59,6 +59,10 @@ class ServiceSettings(BaseSettings):
         default="http://127.0.0.1:8000/.well-known/jwks.json",
         description="Where the gateway publishes the public keys that verify access tokens",
     )
+    team_url: str = Field(
+        default=f"http://127.0.0.1:{DEFAULT_PORTS['team']}",
+        description="Base URL of the team service (memberships not yet in the read model)",
+    )
     log_level: str = Field(default="INFO", description="Log level")
     log_json: bool = Field(default=True, description="JSON log lines (false: human-readable)")
     outbox_poll_interval: float = Field(

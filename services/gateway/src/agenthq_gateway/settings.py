@@ -16,7 +16,6 @@ class GatewaySettings(ServiceSettings):
         validation_alias="AGENTHQ_GATEWAY_DATABASE_URL",
         description="The gateway's database: users, refresh tokens, signing keys",
     )
-    team_url: str = Field(default=_local("team"), description="Base URL of the team service")
     workspace_url: str = Field(
         default=_local("workspace"), description="Base URL of the workspace service"
     )

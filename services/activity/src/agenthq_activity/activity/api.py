@@ -7,8 +7,8 @@ from fastapi import APIRouter, Query
 from agenthq_activity.activity import service
 from agenthq_activity.activity.schemas import ActivityOut
 from agenthq_activity.models import ActivityLog
+from agenthq_common.authz import require
 from agenthq_common.deps import Uow
-from agenthq_common.membership import Member
 from agenthq_common.schemas import (
     Cursor,
     Limit,
@@ -19,6 +19,7 @@ from agenthq_common.schemas import (
 )
 
 router = APIRouter(prefix="/v1/teams/{team_id}/activity", tags=["activity"])
+CanReadActivity = require("activity:read")
 
 
 def _out(row: ActivityLog) -> ActivityOut:
@@ -38,7 +39,7 @@ def _out(row: ActivityLog) -> ActivityOut:
 
 @router.get("", response_model=Page[ActivityOut])
 async def list_activity(
-    member: Member,
+    member: CanReadActivity,
     uow: Uow,
     limit: Limit = 50,
     cursor: Cursor = None,

@@ -91,20 +91,20 @@ class LoginGuard:
 
 
 async def _issue(
-    repo: IdentityRepository, issuer: TokenIssuer, user_id: uuid.UUID, family_id: uuid.UUID
+    repo: IdentityRepository, issuer: TokenIssuer, user: User, family_id: uuid.UUID
 ) -> TokensOut:
     refresh, refresh_hash = issuer.refresh_token()
     await repo.add_refresh_token(
         RefreshToken(
             id=uuid.uuid4(),
             family_id=family_id,
-            user_id=user_id,
+            user_id=user.id,
             token_hash=refresh_hash,
             expires_at=_now() + timedelta(seconds=issuer.refresh_ttl),
         )
     )
     return TokensOut(
-        access_token=issuer.access_token(user_id),
+        access_token=issuer.access_token(user.id, user.email),
         refresh_token=refresh,
         expires_in=issuer.access_ttl,
     )
@@ -127,7 +127,7 @@ async def login(
         await guard.failed(email)
         raise Unauthorized("Email or password is wrong", code="invalid_credentials")
     await guard.succeeded(email)
-    return await _issue(repo, issuer, user.id, uuid.uuid4())
+    return await _issue(repo, issuer, user, uuid.uuid4())
 
 
 class RefreshReused(Unauthorized):
@@ -153,8 +153,11 @@ async def refresh(uow: UnitOfWork, issuer: TokenIssuer, *, token: str) -> Tokens
         )
     if row.expires_at <= now:
         raise Unauthorized("Refresh token expired", code="refresh_token_expired")
+    user = await repo.user_by_id(row.user_id)
+    if user is None:
+        raise Unauthorized("The account no longer exists", code="invalid_refresh_token")
     row.used_at = now
-    return await _issue(repo, issuer, row.user_id, row.family_id)
+    return await _issue(repo, issuer, user, row.family_id)
 
 
 async def logout(uow: UnitOfWork, *, token: str) -> None:

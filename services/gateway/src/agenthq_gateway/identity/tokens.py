@@ -25,11 +25,14 @@ class TokenIssuer:
     access_ttl: int
     refresh_ttl: int
 
-    def access_token(self, user_id: uuid.UUID) -> str:
+    def access_token(self, user_id: uuid.UUID, email: str) -> str:
         now = int(time.time())
         return self.keys.sign(
             {
                 "sub": str(user_id),
+                # Lets a service that has not yet seen the user's events match an
+                # invitation's email right after sign-up.
+                "email": email,
                 "iss": self.issuer,
                 "aud": self.audience,
                 "iat": now,

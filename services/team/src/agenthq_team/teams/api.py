@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-import uuid
+from fastapi import APIRouter, Response, status
 
-from fastapi import APIRouter, status
-
+from agenthq_common.authz import Member, require
 from agenthq_common.deps import ActorDep, Uow, User
 from agenthq_common.schemas import (
     Cursor,
@@ -15,9 +14,17 @@ from agenthq_common.schemas import (
 )
 from agenthq_team.models import Team
 from agenthq_team.teams import service
-from agenthq_team.teams.schemas import TeamCreate, TeamOut
+from agenthq_team.teams.schemas import (
+    OwnershipTransfer,
+    PlanChange,
+    TeamCreate,
+    TeamOut,
+    TeamRename,
+)
 
 router = APIRouter(prefix="/v1/teams", tags=["teams"])
+CanUpdateTeam = require("team:update")
+CanUpdateBilling = require("billing:update")
 
 
 def _out(team: Team, member_count: int) -> TeamOut:
@@ -52,6 +59,36 @@ async def list_teams(
 
 
 @router.get("/{team_id}", response_model=TeamOut)
-async def get_team(team_id: uuid.UUID, user: User, uow: Uow) -> TeamOut:
-    team, count = await service.get_team(uow, user.id, team_id)
+async def get_team(member: Member, uow: Uow) -> TeamOut:
+    team, count = await service.get_team(uow, member.user_id, member.team_id)
     return _out(team, count)
+
+
+@router.patch("/{team_id}", response_model=TeamOut)
+async def rename_team(
+    body: TeamRename, member: CanUpdateTeam, uow: Uow, actor: ActorDep
+) -> TeamOut:
+    team = await service.rename(uow, actor, member, name=body.name)
+    return _out(team, await service.member_count(uow, team.id))
+
+
+@router.delete("/{team_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_team(member: Member, uow: Uow, actor: ActorDep) -> Response:
+    await service.delete_team(uow, actor, member)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{team_id}/transfer-ownership", response_model=TeamOut)
+async def transfer_ownership(
+    body: OwnershipTransfer, member: Member, uow: Uow, actor: ActorDep
+) -> TeamOut:
+    team = await service.transfer_ownership(uow, actor, member, new_owner_id=body.user_id)
+    return _out(team, await service.member_count(uow, team.id))
+
+
+@router.put("/{team_id}/plan", response_model=TeamOut)
+async def change_plan(
+    body: PlanChange, member: CanUpdateBilling, uow: Uow, actor: ActorDep
+) -> TeamOut:
+    team = await service.change_plan(uow, actor, member, plan=body.plan)
+    return _out(team, await service.member_count(uow, team.id))

@@ -54,3 +54,18 @@ class TeamRepository:
         if after is not None:
             query = query.where(tuple_(Team.created_at, Team.id) > tuple_(*after))
         return [(r[0], r[1]) for r in (await self.session.execute(query)).all()]
+
+    async def member(self, team_id: uuid.UUID, user_id: uuid.UUID) -> TeamMember | None:
+        return (
+            await self.session.execute(
+                select(TeamMember)
+                .where(TeamMember.team_id == team_id, TeamMember.user_id == user_id)
+                .with_for_update()
+            )
+        ).scalar_one_or_none()
+
+    async def member_count(self, team_id: uuid.UUID) -> int:
+        count = await self.session.scalar(
+            select(func.count()).select_from(TeamMember).where(TeamMember.team_id == team_id)
+        )
+        return int(count or 0)

@@ -26,3 +26,15 @@ class TeamOut(BaseModel):
     member_count: int
     created_at: datetime
     updated_at: datetime
+
+
+class TeamRename(StrictModel):
+    name: TeamName
+
+
+class PlanChange(StrictModel):
+    plan: Plan
+
+
+class OwnershipTransfer(StrictModel):
+    user_id: uuid.UUID

@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql as pg
 from agenthq_common.migrations import (
     create_membership_read_model_v1,
     create_outbox_inbox_v1,
+    drop_membership_read_model_v1,
     drop_outbox_inbox_v1,
 )
 
@@ -49,10 +50,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in (
-        "activity_logs",
-        "rm_members",
-        "rm_teams",
-    ):
+    for table in ("activity_logs",):
         op.drop_table(table)
+    drop_membership_read_model_v1(op)
     drop_outbox_inbox_v1(op)

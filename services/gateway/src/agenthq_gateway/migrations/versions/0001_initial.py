@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql as pg
 from agenthq_common.migrations import (
     create_membership_read_model_v1,
     create_outbox_inbox_v1,
+    drop_membership_read_model_v1,
     drop_outbox_inbox_v1,
 )
 
@@ -64,8 +65,7 @@ def downgrade() -> None:
         "signing_keys",
         "refresh_tokens",
         "users",
-        "rm_members",
-        "rm_teams",
     ):
         op.drop_table(table)
+    drop_membership_read_model_v1(op)
     drop_outbox_inbox_v1(op)

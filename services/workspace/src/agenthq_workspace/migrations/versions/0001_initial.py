@@ -10,6 +10,7 @@ from alembic import op
 from agenthq_common.migrations import (
     create_membership_read_model_v1,
     create_outbox_inbox_v1,
+    drop_membership_read_model_v1,
     drop_outbox_inbox_v1,
 )
 
@@ -25,9 +26,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in (
-        "rm_members",
-        "rm_teams",
-    ):
-        op.drop_table(table)
+    drop_membership_read_model_v1(op)
     drop_outbox_inbox_v1(op)

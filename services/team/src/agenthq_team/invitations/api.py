@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from fastapi import APIRouter, Request, Response, status
+
+from agenthq_common.authz import require
+from agenthq_common.deps import ActorDep, Uow, User, get_service
+from agenthq_team.invitations import service
+from agenthq_team.invitations.schemas import (
+    InvitationAccept,
+    InvitationCreate,
+    InvitationCreated,
+    InvitationOut,
+)
+from agenthq_team.members.api import member_out
+from agenthq_team.members.repository import MemberRepository
+from agenthq_team.members.schemas import MemberOut
+from agenthq_team.models import Invitation
+
+router = APIRouter(tags=["invitations"])
+CanInvite = require("member:create")
+CanReadMembers = require("member:read")
+
+
+def invitation_out(invitation: Invitation) -> InvitationOut:
+    return InvitationOut(
+        id=invitation.id,
+        team_id=invitation.team_id,
+        email=invitation.email,
+        role=invitation.role,
+        invited_by=invitation.invited_by,
+        created_at=invitation.created_at,
+        expires_at=invitation.expires_at,
+        status=service.status_of(invitation),  # type: ignore[arg-type]
+    )
+
+
+@router.post(
+    "/v1/teams/{team_id}/invitations",
+    status_code=status.HTTP_201_CREATED,
+    response_model=InvitationCreated,
+)
+async def create_invitation(
+    body: InvitationCreate, request: Request, member: CanInvite, uow: Uow, actor: ActorDep
+) -> InvitationCreated:
+    ttl = timedelta(seconds=get_service(request).settings.invitation_ttl_seconds)
+    invitation, token = await service.create(
+        uow, actor, member, email=str(body.email), role=body.role, ttl=ttl
+    )
+    return InvitationCreated(**invitation_out(invitation).model_dump(), token=token)
+
+
+@router.get("/v1/teams/{team_id}/invitations", response_model=list[InvitationOut])
+async def list_invitations(member: CanReadMembers, uow: Uow) -> list[InvitationOut]:
+    return [invitation_out(i) for i in await service.list_for_team(uow, member.team_id)]
+
+
+@router.delete(
+    "/v1/teams/{team_id}/invitations/{invitation_id}", status_code=status.HTTP_204_NO_CONTENT
+)
+async def revoke_invitation(
+    invitation_id: uuid.UUID, member: CanInvite, uow: Uow, actor: ActorDep
+) -> Response:
+    await service.revoke(uow, actor, member, invitation_id=invitation_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/v1/invitations/accept", response_model=MemberOut)
+async def accept_invitation(
+    body: InvitationAccept, user: User, uow: Uow, actor: ActorDep
+) -> MemberOut:
+    # The user's email: from the gateway's events if they have arrived, else
+    # from the access token (a user who just signed up may beat the events).
+    known = await MemberRepository(uow.session).user(user.id)
+    email = known.email if known else user.claims.get("email")
+    member = await service.accept(uow, actor, token=body.token, caller_email=email)
+    return member_out(member, known)

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response, status
+
+from agenthq_common.authz import require
+from agenthq_common.deps import ActorDep, Uow
+from agenthq_team.roles import service
+from agenthq_team.roles.schemas import RoleCreate, RoleOut, RoleUpdate
+
+router = APIRouter(prefix="/v1/teams/{team_id}/roles", tags=["roles"])
+CanReadRoles = require("member:read")
+CanCreateRoles = require("role:create")
+CanUpdateRoles = require("role:update")
+CanDeleteRoles = require("role:delete")
+RoleName = Annotated[str, Path(min_length=1, max_length=100)]
+
+
+@router.get("", response_model=list[RoleOut])
+async def list_roles(member: CanReadRoles, uow: Uow) -> list[RoleOut]:
+    return await service.list_roles(uow, member.team_id)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=RoleOut)
+async def create_role(
+    body: RoleCreate, member: CanCreateRoles, uow: Uow, actor: ActorDep
+) -> RoleOut:
+    return await service.create_role(
+        uow, actor, member.team_id, name=body.name, permissions=body.permissions
+    )
+
+
+@router.patch("/{name}", response_model=RoleOut)
+async def update_role(
+    name: RoleName, body: RoleUpdate, member: CanUpdateRoles, uow: Uow, actor: ActorDep
+) -> RoleOut:
+    return await service.update_role(
+        uow, actor, member.team_id, name=name, permissions=body.permissions
+    )
+
+
+@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_role(
+    name: RoleName, member: CanDeleteRoles, uow: Uow, actor: ActorDep
+) -> Response:
+    await service.delete_role(uow, actor, member.team_id, name=name)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
