@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
+import asyncpg
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -57,6 +58,17 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
+    """The asyncpg connection under ``session`` (same connection, same transaction).
+
+    For the few hot-path reads where SQLAlchemy's per-statement work costs
+    more than the query itself (the permission check of every request).
+    """
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    return raw.driver_connection  # type: ignore[return-value]
 
 
 class UnitOfWork:

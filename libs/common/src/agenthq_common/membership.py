@@ -18,13 +18,13 @@ from datetime import datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import Boolean, Column, DateTime, Integer, MetaData, String, Table, func, select
+from sqlalchemy import Boolean, Column, DateTime, Integer, MetaData, String, Table, func
 from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agenthq_common.auth import CurrentUser
 from agenthq_common.authz import Membership, permissions_of
-from agenthq_common.db import UnitOfWork
+from agenthq_common.db import UnitOfWork, driver_connection
 from agenthq_common.events import catalog
 from agenthq_common.events.envelope import CloudEvent
 from agenthq_common.inbox import EventConsumer
@@ -149,6 +149,18 @@ def register_membership_handlers(consumer: EventConsumer) -> None:
         await _upsert(uow.session, rm_members, keys, values, event.time)
 
 
+# One indexed lookup (the primary keys of rm_members, rm_teams and rm_roles),
+# sent as plain SQL on the session's own connection: on this path, building and
+# compiling a SQLAlchemy statement costs more than running the query.
+_RESOLVE = """
+SELECT m.role, m.active, t.owner_id, t.deleted, r.permissions, r.deleted AS role_deleted
+FROM rm_members m
+LEFT JOIN rm_teams t ON t.team_id = m.team_id
+LEFT JOIN rm_roles r ON r.team_id = m.team_id AND r.name = m.role
+WHERE m.team_id = $1 AND m.user_id = $2
+"""
+
+
 class ReadModelResolver:
     """Memberships from the local read model, with read-your-writes.
 
@@ -175,37 +187,17 @@ class ReadModelResolver:
     async def resolve(
         self, session: AsyncSession, team_id: uuid.UUID, user: CurrentUser, token: str
     ) -> Membership | None:
-        row = (
-            await session.execute(
-                select(
-                    rm_members.c.role,
-                    rm_members.c.active,
-                    rm_teams.c.owner_id,
-                    rm_teams.c.deleted,
-                    rm_roles.c.permissions,
-                    rm_roles.c.deleted.label("role_deleted"),
-                )
-                .select_from(rm_members)
-                .join(rm_teams, rm_teams.c.team_id == rm_members.c.team_id, isouter=True)
-                .join(
-                    rm_roles,
-                    (rm_roles.c.team_id == rm_members.c.team_id)
-                    & (rm_roles.c.name == rm_members.c.role),
-                    isouter=True,
-                )
-                .where(rm_members.c.team_id == team_id, rm_members.c.user_id == user.id)
-            )
-        ).first()
-        if row is not None and row.deleted is not None:
-            if not row.active or row.deleted:
+        row = await (await driver_connection(session)).fetchrow(_RESOLVE, team_id, user.id)
+        if row is not None and row["deleted"] is not None:
+            if not row["active"] or row["deleted"]:
                 return None
-            custom = None if row.role_deleted else frozenset(row.permissions or ())
+            custom = None if row["role_deleted"] else frozenset(row["permissions"] or ())
             return Membership(
                 team_id=team_id,
                 user_id=user.id,
-                role=row.role,
-                is_owner=row.owner_id == user.id,
-                permissions=permissions_of(row.role, custom),
+                role=row["role"],
+                is_owner=row["owner_id"] == user.id,
+                permissions=permissions_of(row["role"], custom),
             )
         return await self._ask_team_service(team_id, user.id, token)
 
