@@ -5,38 +5,35 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agenthq_common.auth import CurrentUser
 from agenthq_common.authz import Membership, permissions_of
-from agenthq_team.models import Role, Team, TeamMember
+from agenthq_common.db import driver_connection
+
+# Plain SQL on the session's connection: this runs on every request.
+_MEMBERSHIP = """
+SELECT m.role, t.owner_id, r.permissions
+FROM team_members m
+JOIN teams t ON t.id = m.team_id
+LEFT JOIN roles r ON r.team_id = m.team_id AND r.name = m.role
+WHERE m.team_id = $1 AND m.user_id = $2
+"""
 
 
 async def membership_of(
     session: AsyncSession, team_id: uuid.UUID, user_id: uuid.UUID
 ) -> Membership | None:
-    row = (
-        await session.execute(
-            select(TeamMember.role, Team.owner_id, Role.permissions)
-            .join(Team, Team.id == TeamMember.team_id)
-            .join(
-                Role,
-                (Role.team_id == TeamMember.team_id) & (Role.name == TeamMember.role),
-                isouter=True,
-            )
-            .where(TeamMember.team_id == team_id, TeamMember.user_id == user_id)
-        )
-    ).first()
+    row = await (await driver_connection(session)).fetchrow(_MEMBERSHIP, team_id, user_id)
     if row is None:
         return None
-    custom = frozenset(row.permissions) if row.permissions is not None else None
+    custom = frozenset(row["permissions"]) if row["permissions"] is not None else None
     return Membership(
         team_id=team_id,
         user_id=user_id,
-        role=row.role,
-        is_owner=row.owner_id == user_id,
-        permissions=permissions_of(row.role, custom),
+        role=row["role"],
+        is_owner=row["owner_id"] == user_id,
+        permissions=permissions_of(row["role"], custom),
     )
 
 
