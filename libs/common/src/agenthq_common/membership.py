@@ -23,7 +23,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agenthq_common.auth import CurrentUser
-from agenthq_common.authz import Membership, permissions_of
+from agenthq_common.authz import BUILT_IN_ROLES, Membership, permissions_of
 from agenthq_common.db import UnitOfWork, driver_connection
 from agenthq_common.events import catalog
 from agenthq_common.events.envelope import CloudEvent
@@ -169,7 +169,9 @@ class ReadModelResolver:
     calls another service). Then the team service is asked once, with the
     caller's own token, and the answer is cached for ``fallback_ttl`` seconds:
     short, so a removal still takes effect everywhere within a second. A pair
-    the read model knows (even as removed) is never overridden by the fallback.
+    the read model knows as removed (or whose team it knows as deleted) is
+    never overridden by the fallback; one whose team or custom role it has
+    not seen yet is asked about.
     """
 
     def __init__(
@@ -188,17 +190,22 @@ class ReadModelResolver:
         self, session: AsyncSession, team_id: uuid.UUID, user: CurrentUser, token: str
     ) -> Membership | None:
         row = await (await driver_connection(session)).fetchrow(_RESOLVE, team_id, user.id)
-        if row is not None and row["deleted"] is not None:
+        if row is not None:
             if not row["active"] or row["deleted"]:
-                return None
-            custom = None if row["role_deleted"] else frozenset(row["permissions"] or ())
-            return Membership(
-                team_id=team_id,
-                user_id=user.id,
-                role=row["role"],
-                is_owner=row["owner_id"] == user.id,
-                permissions=permissions_of(row["role"], custom),
-            )
+                return None  # removed, or the team is gone: final, whatever else lags
+            team_known = row["deleted"] is not None
+            role_known = row["role"] in BUILT_IN_ROLES or row["role_deleted"] is not None
+            if team_known and role_known:
+                custom = None if row["role_deleted"] else frozenset(row["permissions"] or ())
+                return Membership(
+                    team_id=team_id,
+                    user_id=user.id,
+                    role=row["role"],
+                    is_owner=row["owner_id"] == user.id,
+                    permissions=permissions_of(row["role"], custom),
+                )
+            # The member is known but its team or custom role is still on its
+            # way: ask, rather than answer from half a picture.
         return await self._ask_team_service(team_id, user.id, token)
 
     async def _ask_team_service(

@@ -120,12 +120,9 @@ class Upstreams:
 
     async def forward(self, request: Request, service: str) -> StreamingResponse:
         base = self.urls[service].rstrip("/")
-        headers = [
-            (k, v)
-            for k, v in request.headers.items()
-            if k not in _drop_on_hop(request.headers.getlist("connection"))
-            and k not in ("x-forwarded-for", "x-request-id")
-        ]
+        dropped = _drop_on_hop(request.headers.getlist("connection"))
+        dropped |= {"x-forwarded-for", "x-request-id"}  # replaced below
+        headers = [(k, v) for k, v in request.headers.items() if k not in dropped]
         headers += [
             ("x-forwarded-for", forwarded_for(request, self.trusted_proxies)),
             ("x-forwarded-proto", request.url.scheme),
@@ -161,6 +158,7 @@ class Upstreams:
             log.warning("upstream failed", service=service, error=repr(exc))
             raise BadGateway(f"The {service} service failed to answer") from exc
         dropped = _drop_on_hop(response.headers.get_list("connection"))
+        dropped |= {"server", "date", "x-request-id"}
         proxied = StreamingResponse(
             response.aiter_raw(),
             status_code=response.status_code,
@@ -170,7 +168,7 @@ class Upstreams:
         proxied.raw_headers = [
             (k.encode("latin-1"), v.encode("latin-1"))
             for k, v in response.headers.multi_items()
-            if k.lower() not in dropped and k.lower() not in ("server", "date", "x-request-id")
+            if k.lower() not in dropped
         ]
         return proxied
 
