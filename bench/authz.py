@@ -208,7 +208,7 @@ async def bench_gateway(requests: int) -> dict[str, dict[str, float]]:
                 for _ in range(100):
                     assert (await client.get(path, headers=headers)).status_code == 200
                 ms = []
-                    for _ in range(requests):
+                for _ in range(requests):
                     s = time.perf_counter()
                     response = await client.get(path, headers=headers)
                     ms.append((time.perf_counter() - s) * 1000)

@@ -230,6 +230,11 @@ class Bus:
                     outcomes = await handler(batch)
                 except Exception as exc:  # the handler itself broke: treat all as failed
                     outcomes = [exc] * len(batch)
+                if all(outcome is None for outcome in outcomes):
+                    # One frame acks the whole batch: deliveries on a channel are
+                    # acked in order, and this worker alone settles this channel's.
+                    await self._settle(channel, queue.name, batch[-1], None, multiple=True)
+                    continue
                 for message, outcome in zip(batch, outcomes, strict=True):
                     await self._settle(channel, queue.name, message, outcome)
 
@@ -243,10 +248,12 @@ class Bus:
         queue_name: str,
         message: AbstractIncomingMessage,
         outcome: Exception | None,
+        *,
+        multiple: bool = False,
     ) -> None:
         try:
             if outcome is None:
-                await message.ack()
+                await message.ack(multiple=multiple)
             elif isinstance(outcome, PermanentFailure):
                 log.error(
                     "message dead-lettered",

@@ -14,15 +14,13 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 import asyncpg
-from sqlalchemy import insert, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
-
-from agenthq_common.plumbing import outbox
 
 if TYPE_CHECKING:
     from agenthq_common.events.envelope import CloudEvent
@@ -60,6 +58,13 @@ class Database:
         await self.engine.dispose()
 
 
+# One statement for any number of events, compiled once (a cached text()).
+_INSERT_OUTBOX = text(
+    "INSERT INTO outbox (event_id, event_type, payload) "
+    "SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:types AS text[]), CAST(:payloads AS jsonb[]))"
+)
+
+
 async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
     """The asyncpg connection under ``session`` (same connection, same transaction).
 
@@ -89,16 +94,15 @@ class UnitOfWork:
         """Write pending events to the outbox (inside the open transaction)."""
         if not self._pending:
             return
-        rows = [
-            {
-                "event_id": e.id,
-                "event_type": e.type,
-                "payload": e.model_dump(mode="json", exclude_none=True),
-            }
-            for e in self._pending
-        ]
         # A trigger on the outbox NOTIFYs the relay when this transaction commits.
-        await self.session.execute(insert(outbox), rows)
+        await self.session.execute(
+            _INSERT_OUTBOX,
+            {
+                "ids": [e.id for e in self._pending],
+                "types": [e.type for e in self._pending],
+                "payloads": [e.model_dump_json(exclude_none=True) for e in self._pending],
+            },
+        )
         self._pending.clear()
 
     async def commit(self) -> None:

@@ -28,6 +28,11 @@ from agenthq_common.plumbing import inbox
 
 log = get_logger(__name__)
 
+# Built once so SQLAlchemy compiles it once: a statement made per batch (with
+# its rows as VALUES) cannot be cached and costs more than the insert itself.
+# Executed with a list of rows; RETURNING yields only the rows it inserted.
+_RECORD = insert(inbox).on_conflict_do_nothing().returning(inbox.c.event_id)
+
 EventHandler = Callable[[CloudEvent, BaseModel | None, UnitOfWork], Awaitable[None]]
 
 
@@ -144,12 +149,8 @@ class EventConsumer:
     ) -> list[CloudEvent]:
         """Record the events in the inbox; run the handlers of those that are new."""
         recorded = await uow.session.execute(
-            insert(inbox)
-            .values(
-                [{"consumer": self.name, "event_id": e.id, "event_type": e.type} for e, _ in events]
-            )
-            .on_conflict_do_nothing()
-            .returning(inbox.c.event_id)
+            _RECORD,
+            [{"consumer": self.name, "event_id": e.id, "event_type": e.type} for e, _ in events],
         )
         new_ids = set(recorded.scalars())
         applied: list[CloudEvent] = []

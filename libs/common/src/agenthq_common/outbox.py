@@ -69,7 +69,11 @@ class OutboxRelay:
 
     async def _connection(self) -> asyncpg.Connection:
         if self._conn is None or self._conn.is_closed():
-            self._conn = await asyncpg.connect(self.dsn)
+            # Losing a commit of the relay in a crash only means publishing its
+            # rows again, which consumers tolerate: no need to wait for the disk.
+            self._conn = await asyncpg.connect(
+                self.dsn, server_settings={"synchronous_commit": "off"}
+            )
         return self._conn
 
     async def relay_once(self) -> int:
@@ -77,9 +81,6 @@ class OutboxRelay:
         conn = await self._connection()
         try:
             async with conn.transaction():
-                # Losing this commit in a crash only means publishing the rows
-                # again, which consumers tolerate: no need to wait for the disk.
-                await conn.execute("SET LOCAL synchronous_commit = off")
                 rows = await conn.fetch(_CLAIM, self.batch_size)
                 if not rows:
                     return 0
