@@ -1,17 +1,25 @@
-"""Outbox -> RabbitMQ -> inbox versus raw aio-pika, on the same broker, in one run.
+"""Outbox -> RabbitMQ -> inbox versus raw aio-pika, as two services, in one run.
 
-Pipeline: events are written in units of work to a scratch database's outbox;
-an ``OutboxRelay`` task publishes them through a ``Bus``; an ``EventConsumer``
-(on its own ``Bus`` connection and its own engine, as another service would
-be) applies each one with its inbox row. An event's latency is the time from
-the producer's commit (``perf_counter()`` right after the ``unit_of_work``
-block exits) to the consumer's commit (right after ``EventConsumer.handle``
-returns: its transaction has committed, the ack has not been sent yet).
+Pipeline: the producing service is one process (units of work writing events
+to a scratch database's outbox, and its ``OutboxRelay`` publishing them
+through a ``Bus``); the consuming service is another process (an
+``EventConsumer`` started with ``consumer.start(bus)``, which takes deliveries
+in batches: one transaction and one inbox insert per batch). An event's
+latency is from the producer's commit (right after the ``unit_of_work`` block
+exits) to the consumer's commit (right after ``EventConsumer.handle_messages``
+returns for the batch that held it: its transaction has committed, the acks
+have not been sent yet).
 
 Baseline: the same CloudEvent bodies, published persistent with publisher
-confirms to a topic exchange and consumed (one ack each, same prefetch as the
-Bus) from a durable queue bound to it, on the same broker. Latency is from
-just before ``publish()`` to just after the consumer's ``ack()``.
+confirms to a topic exchange from one process, and consumed (one ack each,
+same prefetch as the Bus) from a durable queue bound to it in another, on the
+same broker. Latency is from just before ``publish()`` to just after the
+consumer's ``ack()``.
+
+Every timestamp is ``time.monotonic()`` (CLOCK_MONOTONIC: one clock for the
+whole machine on Linux), taken in the process where the thing happened; the
+consumer processes report theirs, keyed by event id, to this process, which
+only orchestrates (over a pipe per process) and is idle while a scenario runs.
 
 Scenarios:
 
@@ -22,23 +30,32 @@ Scenarios:
 * latency: ``--rate`` (1000) events/s for ``--duration`` (5) s, one event per
   unit of work (baseline: per publish), each started by a scheduler at its
   target time (``asyncio.sleep`` to the next target; late ones start at once);
-  at most ``--in-flight`` (10) units of work run at a time so that a producer
-  that cannot keep up queues in the bench rather than exhausting the pool (the
-  achieved rate shows it); p50/p95/p99/max commit-to-consume latency.
+  at most ``--in-flight`` (10) units of work run at a time, so a producer that
+  cannot keep up queues in the bench (the achieved rate shows it);
+  p50/p95/p99/max commit-to-consume latency.
 
 Goals: pipeline/baseline throughput >= 0.60, and pipeline p99 < 20 ms at
 1,000 events/s. Missing them is a finding, not an error: the exit status is 0
-unless ``--strict``. When a goal is missed (or with ``--costs``) a cost phase
-follows: each component alone on the same events, with this process's CPU
-time per event, plus two what-ifs that change only what the bench builds
-(``pool_pre_ping`` off; one inbox transaction per batch of deliveries). A
-per-stage breakdown of the pipeline's latency comes from timestamps taken by
-wrapping the relay's and the consumer's methods in this process; no library
-code is changed. ``--profile`` adds a cProfile of the pipeline scenarios.
+unless ``--strict``.
 
-Everything runs in this one process and event loop (producers, relay,
-consumer, baseline), so both sides get the same CPU; absolute figures depend
-on the machine. URLs: ``AGENTHQ_TEST_POSTGRES_URL``, ``AGENTHQ_TEST_BROKER_URL``.
+Also reported: the pipeline's latency by stage (from wrapping the relay's
+``relay_once``/``publish_many`` in the producer process and
+``handle_messages`` in the consumer process; no library code is changed), and
+the CPU time per event of every process involved (each Python process, the
+PostgreSQL backends serving each of them, the RabbitMQ node, and how busy the
+whole machine was), read from ``/proc`` around each scenario. ``--profile``
+adds a cProfile of each pipeline process over the measured scenarios;
+``--py-spy DIR`` records each pipeline process with py-spy (sampling, low
+overhead; run under ``uv run --with py-spy``).
+
+A restart of PostgreSQL or RabbitMQ under the run (other jobs do that) shows
+as an error in a process, a lost event, a redelivery or an unexplained
+duplicate; the attempt is then thrown away and the run starts afresh (new
+processes, database and namespace), up to ``--attempts`` times. A relay
+publish that timed out waiting for its confirm is republished by design and
+its duplicate dropped by the inbox: that is reported, not a disturbance.
+
+URLs: ``AGENTHQ_TEST_POSTGRES_URL``, ``AGENTHQ_TEST_BROKER_URL``.
 """
 
 from __future__ import annotations
@@ -50,14 +67,21 @@ import cProfile
 import io
 import json
 import math
+import multiprocessing
 import os
 import pstats
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import time
+import traceback
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 import aio_pika
@@ -65,8 +89,6 @@ import aiormq
 import asyncpg
 import sqlalchemy.exc
 from aio_pika.abc import AbstractIncomingMessage
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from agenthq_common.bus import Bus
 from agenthq_common.db import Database, UnitOfWork
@@ -74,8 +96,8 @@ from agenthq_common.events import CloudEvent, registry
 from agenthq_common.events.envelope import CONTENT_TYPE
 from agenthq_common.inbox import EventConsumer
 from agenthq_common.migrations import create_database_if_missing, drop_database
-from agenthq_common.outbox import OutboxRelay
-from agenthq_common.plumbing import inbox, plumbing_metadata
+from agenthq_common.outbox import OutboxRelay, asyncpg_dsn
+from agenthq_common.plumbing import plumbing_metadata
 
 POSTGRES_URL = os.environ.get(
     "AGENTHQ_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432"
@@ -87,11 +109,7 @@ CONSUMER_QUEUE = "bench.events"
 THROUGHPUT_RATIO_GOAL = 0.60
 P99_GOAL_MS = 20.0
 
-now = time.perf_counter
-cpu = time.process_time
-
-
-# --------------------------------------------------------------------------- recording
+clock = time.monotonic  # CLOCK_MONOTONIC: comparable across processes on Linux
 
 
 class Incomplete(RuntimeError):
@@ -99,48 +117,26 @@ class Incomplete(RuntimeError):
     database was restarted under the run (another job may do that)."""
 
 
-class Recorder:
-    """Send and receive times of one scenario's events, keyed by event id (str)."""
+class ChildFailed(RuntimeError):
+    """A benchmark process failed for a reason that a new attempt will not fix."""
 
-    def __init__(self, keys: Sequence[str]) -> None:
-        self.expected = set(keys)
-        self.sent: dict[str, float] = {}
-        self.received: dict[str, float] = {}
-        self.done = asyncio.Event()
-        if not self.expected:
-            self.done.set()
 
-    def mark_sent(self, keys: Sequence[str], t: float) -> None:
-        for k in keys:
-            self.sent[k] = t
+# What another job restarting PostgreSQL or RabbitMQ under the run looks like.
+TRANSIENT: tuple[type[BaseException], ...] = (
+    Incomplete,
+    ConnectionError,
+    OSError,
+    TimeoutError,
+    aiormq.exceptions.AMQPError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+    sqlalchemy.exc.DBAPIError,
+)
 
-    def mark_received(self, key: str, t: float) -> None:
-        if key in self.expected and key not in self.received:
-            self.received[key] = t
-            if len(self.received) >= len(self.expected):
-                self.done.set()
 
-    async def wait(self, what: str, timeout: float | None = None) -> None:
-        timeout = timeout or max(120.0, len(self.expected) / 20)
-        try:
-            await asyncio.wait_for(self.done.wait(), timeout)
-        except TimeoutError:
-            raise Incomplete(
-                f"{what}: only {len(self.received)} of {len(self.expected)} events "
-                f"arrived within {timeout:.0f} s"
-            ) from None
-
-    def latencies_ms(self) -> list[float]:
-        return sorted((self.received[k] - self.sent[k]) * 1e3 for k in self.received)
-
-    def throughput(self) -> float:
-        span = max(self.received.values()) - min(self.sent.values())
-        return len(self.received) / span
-
-    def send_rate(self) -> float:
-        times = sorted(self.sent.values())
-        span = times[-1] - times[0]
-        return (len(times) - 1) / span if span > 0 else math.nan
+# --------------------------------------------------------------------------- helpers
 
 
 def percentile(sorted_values: Sequence[float], p: float) -> float:
@@ -176,10 +172,6 @@ def make_events(n: int) -> list[CloudEvent]:
     ]
 
 
-def ids(events: Sequence[CloudEvent]) -> list[str]:
-    return [str(e.id) for e in events]
-
-
 def batched(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
@@ -202,63 +194,125 @@ async def paced(
 ) -> None:
     """Start ``start_one(i)`` at ``t0 + i / rate`` (late ones at once)."""
     tasks: list[asyncio.Task[None]] = []
-    t0 = now() + 0.02
+    t0 = clock() + 0.02
     for i in range(count):
-        delay = t0 + i / rate - now()
+        delay = t0 + i / rate - clock()
         if delay > 0:
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(start_one(i)))
     await asyncio.gather(*tasks)
 
 
-@dataclass
-class Cost:
-    """What a piece of work cost this process: wall time and CPU time."""
+def pipeline_names(namespace: str) -> tuple[list[str], list[str]]:
+    """The queues and exchanges a pipeline in ``namespace`` declares."""
+    bus = Bus(BROKER_URL, namespace=namespace)
+    q = bus.topology.queue(CONSUMER_QUEUE)
+    retries = [bus._retry_queue(q, i) for i in range(1, bus.max_retries + 1)]  # its naming
+    return [q, f"{q}.dlq", *retries], [bus.topology.exchange, bus.topology.dlx]
 
-    events: int
-    wall: float = 0.0
-    cpu: float = 0.0
 
-    @contextlib.contextmanager
-    def measure(self) -> Iterator[Cost]:
-        w, c = now(), cpu()
+# =========================================================================== child processes
+#
+# Each process is a ``Worker`` answering commands from the orchestrator over a
+# pipe: ("name", args) -> ("ok", result) | ("error", text, transient).
+
+
+class Worker:
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        # Wall time (a CPU-time timer costs a system call per event: far too slow).
+        self.profiler = cProfile.Profile() if config.get("profile") else None
+        self._profiling = False
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def cmd_start(self) -> int:
+        await self.start()
+        return os.getpid()
+
+    async def cmd_close(self) -> None:
+        self.profile_off()
+        await self.close()
+
+    def profile_on(self, measured: bool) -> None:
+        if self.profiler is not None and measured and not self._profiling:
+            self.profiler.enable()
+            self._profiling = True
+
+    def profile_off(self) -> None:
+        if self.profiler is not None and self._profiling:
+            self.profiler.disable()
+            self._profiling = False
+
+    async def cmd_profile(self, role: str, top: int) -> str | None:
+        """The cProfile of the measured scenarios (also dumped to --profile-dir)."""
+        if self.profiler is None:
+            return None
+        self.profile_off()
+        if self.config.get("profile_dir"):
+            path = Path(self.config["profile_dir"]) / f"{role}.prof"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.profiler.dump_stats(str(path))
+        out = io.StringIO()
+        stats = pstats.Stats(self.profiler, stream=out)
+        stats.sort_stats("tottime").print_stats(top)
+        stats.sort_stats("cumulative").print_stats(top)
+        return out.getvalue()
+
+
+# --------------------------------------------------------------------------- producing side
+
+
+class ProducerWorker(Worker):
+    """Writes prepared events as told, records when each one was sent (committed)."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        self.events: list[CloudEvent] = []
+        self.sent: dict[str, float] = {}
+
+    async def write(self, events: Sequence[CloudEvent]) -> None:
+        raise NotImplementedError
+
+    async def settle(self, keys: list[str], timeout: float) -> dict[str, Any]:
+        """Wait for whatever the side still does for these events; extra figures."""
+        return {}
+
+    async def cmd_prepare(self, n: int) -> None:
+        """Build the next scenario's events (outside the measured window)."""
+        self.events = make_events(n)
+        self.sent = {}
+
+    async def cmd_throughput(self, batch: int, producers: int, measured: bool) -> dict[str, Any]:
+        keys = [str(e.id) for e in self.events]
+        self.profile_on(measured)
         try:
-            yield self
+            await run_producers(batched(self.events, batch), producers, self.write)
+            extra = await self.settle(keys, max(60.0, len(keys) / 50))
         finally:
-            self.wall, self.cpu = now() - w, cpu() - c
+            self.profile_off()
+        return {"sent": self.sent, **extra}
 
-    def figures(self) -> dict[str, float]:
-        return {
-            "events": self.events,
-            "events_per_s": self.events / self.wall,
-            "cpu_ms_per_event": self.cpu / self.events * 1e3,
-        }
+    async def cmd_latency(self, rate: float, in_flight: int, measured: bool) -> dict[str, Any]:
+        keys = [str(e.id) for e in self.events]
+        gate = asyncio.Semaphore(in_flight)
+        events = self.events
 
+        async def write_one(i: int) -> None:
+            async with gate:
+                await self.write([events[i]])
 
-# --------------------------------------------------------------------------- pipeline
-
-
-@dataclass
-class TimedConsumer(EventConsumer):
-    """An EventConsumer that stamps each event when its inbox transaction committed."""
-
-    recorder: Recorder | None = None
-    delivered: dict[str, float] = field(default_factory=dict)
-    duplicates: int = 0
-
-    async def handle_message(self, message: AbstractIncomingMessage) -> None:
-        if message.message_id:
-            self.delivered.setdefault(message.message_id, now())
-        await super().handle_message(message)
-
-    async def handle(self, event: CloudEvent) -> bool:
-        applied = await super().handle(event)  # its unit of work has committed
-        t = now()
-        if not applied:
-            self.duplicates += 1
-        elif self.recorder is not None:
-            self.recorder.mark_received(str(event.id), t)
-        return applied
+        self.profile_on(measured)
+        try:
+            await paced(len(events), rate, write_one)
+            extra = await self.settle(keys, max(60.0, len(keys) / 50))
+        finally:
+            self.profile_off()
+        return {"sent": self.sent, **extra}
 
 
 class Stages:
@@ -270,6 +324,7 @@ class Stages:
         self.confirmed: dict[str, float] = {}
         self.pass_end: dict[str, float] = {}
         self.passes: list[tuple[float, float, int]] = []  # (start, end, rows claimed)
+        self.errors: dict[str, int] = {}  # failed publishes by exception type
         self._current = 0.0
         self._current_ids: list[str] = []
         self._pass_done = asyncio.Event()
@@ -278,17 +333,18 @@ class Stages:
         for d in (self.pass_start, self.publish_start, self.confirmed, self.pass_end):
             d.clear()
         self.passes.clear()
+        self.errors.clear()
 
     def instrument(self, relay: OutboxRelay, bus: Bus) -> None:
         relay_once = relay.relay_once
         publish_many = bus.publish_many
 
         async def timed_relay_once() -> int:
-            start = self._current = now()
+            start = self._current = clock()
             current: list[str] = []
             self._current_ids = current
             claimed = await relay_once()
-            end = now()
+            end = clock()  # the claim/mark transaction has committed
             if claimed:
                 self.passes.append((start, end, claimed))
                 for k in current:
@@ -299,9 +355,12 @@ class Stages:
         async def timed_publish_many(
             events: Sequence[tuple[str, bytes, str]],
         ) -> list[BaseException | None]:
-            start = now()
+            start = clock()
             results = await publish_many(events)
-            end = now()
+            end = clock()
+            for error in filter(None, results):
+                name = type(error).__name__
+                self.errors[name] = self.errors.get(name, 0) + 1
             for _, _, mid in events:
                 self.pass_start[mid] = self._current
                 self.publish_start[mid] = start
@@ -312,425 +371,632 @@ class Stages:
         relay.relay_once = timed_relay_once  # type: ignore[method-assign]
         bus.publish_many = timed_publish_many  # type: ignore[method-assign]
 
-    async def settled(self, keys: Sequence[str], timeout: float = 10.0) -> None:
-        """Wait for the relay pass that published ``keys`` to commit (it may end
-        after the consumer already applied the events)."""
-        deadline = now() + timeout
-        while any(k not in self.pass_end for k in keys) and now() < deadline:
+    async def settled(self, keys: Sequence[str], timeout: float) -> None:
+        """Wait for the relay passes that published ``keys`` to commit."""
+        deadline = clock() + timeout
+        while any(k not in self.pass_end for k in keys):
+            if clock() >= deadline:
+                missing = sum(k not in self.pass_end for k in keys)
+                raise Incomplete(f"relay: {missing} of {len(keys)} events not relayed in time")
             self._pass_done.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._pass_done.wait(), max(0.0, deadline - now()))
+                await asyncio.wait_for(self._pass_done.wait(), max(0.0, deadline - clock()))
 
 
-class Pipeline:
-    def __init__(self, tag: str, relay_batch: int | None, in_flight: int) -> None:
-        self.tag = tag
-        self.db_url = f"{POSTGRES_URL.rstrip('/')}/agenthq_bench_{tag}"
-        self.namespace = f"bench-{tag}."
-        self.relay_batch = relay_batch
-        self.in_flight = in_flight
-        self.stages = Stages()
-        self.producer_db: Database | None = None
-        self.consumer_db: Database | None = None
-        self.producer_bus: Bus | None = None
-        self.consumer_bus: Bus | None = None
-        self.consumer: TimedConsumer | None = None
-        self.relay: OutboxRelay | None = None
-        self.relay_task: asyncio.Task[None] | None = None
-        self._extra: list[Database | Bus] = []
-
-    # -- lifecycle
+class PipelineProducer(ProducerWorker):
+    """The producing service: units of work into the outbox, and its relay."""
 
     async def start(self) -> None:
-        await create_database_if_missing(self.db_url)
-        # The producing service and the consuming service: separate engines,
-        # separate broker connections, one database (as in the messaging tests).
-        self.producer_db = Database(self.db_url, service=f"bench{self.tag}")
-        self.consumer_db = Database(self.db_url, service=f"benchconsumer{self.tag}")
-        async with self.producer_db.engine.begin() as conn:
-            await conn.run_sync(plumbing_metadata.create_all)
-        self.producer_bus = Bus(BROKER_URL, namespace=self.namespace)
-        await self.producer_bus.connect()
-
-        self.consumer = TimedConsumer(CONSUMER_QUEUE, self.consumer_db, registry)
-
-        @self.consumer.on(EVENT_TYPE)
-        async def apply(event: CloudEvent, data: Any, uow: UnitOfWork) -> None:
-            return None  # the inbox row is the effect
-
-        kwargs = {"batch_size": self.relay_batch} if self.relay_batch else {}
-        self.relay = OutboxRelay(self.producer_db, self.producer_bus, **kwargs)
-        self.stages.instrument(self.relay, self.producer_bus)
-        await self.start_consumer()
-        self.start_relay()
-
-    async def start_consumer(self) -> None:
-        assert self.consumer is not None
-        self.consumer_bus = Bus(BROKER_URL, namespace=self.namespace)
-        await self.consumer_bus.connect()
-        await self.consumer.start(self.consumer_bus)
-
-    async def stop_consumer(self) -> None:
-        """Close the consumer's connection: deliveries stop, the queue keeps filling."""
-        if self.consumer_bus is not None:
-            await self.consumer_bus.close()
-            self.consumer_bus = None
-
-    def start_relay(self) -> None:
-        assert self.relay is not None
+        c = self.config
+        self.db = Database(c["db_url"], service="benchproducer")
+        self.bus = Bus(BROKER_URL, namespace=c["namespace"])
+        await self.bus.connect()
+        kwargs = {"batch_size": c["relay_batch"]} if c.get("relay_batch") else {}
+        self.relay = OutboxRelay(self.db, self.bus, **kwargs)
+        self.stages = Stages()
+        self.stages.instrument(self.relay, self.bus)
         self.relay_task = asyncio.create_task(self.relay.run(), name="bench-relay")
 
-    async def stop_relay(self) -> None:
-        if self.relay_task is not None:
-            self.relay_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self.relay_task
-            self.relay_task = None
-
     async def close(self) -> None:
-        await self.stop_relay()
-        await self.stop_consumer()
-        for thing in (self.producer_bus, *self._extra, self.consumer_db, self.producer_db):
-            if thing is not None:
-                with contextlib.suppress(Exception):
-                    await (thing.close() if isinstance(thing, Bus) else thing.dispose())
-        await drop_database(self.db_url)
+        self.relay_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self.relay_task
+        with contextlib.suppress(Exception):
+            await self.bus.close()
+        with contextlib.suppress(Exception):
+            await self.db.dispose()
 
-    def queue_names(self) -> list[str]:
-        topology = Bus(BROKER_URL, namespace=self.namespace).topology
-        q = topology.queue(CONSUMER_QUEUE)
-        retries = [f"{q}.retry.{i}" for i in range(1, Bus(BROKER_URL).max_retries + 1)]
-        return [q, f"{q}.dlq", *retries]
-
-    def exchange_names(self) -> list[str]:
-        topology = Bus(BROKER_URL, namespace=self.namespace).topology
-        return [topology.exchange, topology.dlx]
-
-    def _recorder(self, events: Sequence[CloudEvent]) -> Recorder:
-        assert self.consumer is not None
-        recorder = Recorder(ids(events))
-        self.consumer.recorder = recorder
-        self.consumer.delivered.clear()
-        self.consumer.duplicates = 0
+    async def cmd_prepare(self, n: int) -> None:
+        await super().cmd_prepare(n)
         self.stages.clear()
-        return recorder
 
-    def check_undisturbed(self, what: str) -> None:
-        assert self.consumer is not None
-        if self.consumer.duplicates:
-            raise Incomplete(f"{what}: {self.consumer.duplicates} redelivered events")
-
-    # -- scenarios
-
-    async def _write(self, events: Sequence[CloudEvent], recorder: Recorder | None) -> None:
-        assert self.producer_db is not None
-        async with self.producer_db.unit_of_work() as uow:
+    async def write(self, events: Sequence[CloudEvent]) -> None:
+        async with self.db.unit_of_work() as uow:
             for event in events:
                 uow.publish(event)
-        if recorder is not None:
-            recorder.mark_sent(ids(events), now())
+        t = clock()  # committed
+        for event in events:
+            self.sent[str(event.id)] = t
 
-    async def throughput(self, events: list[CloudEvent], batch: int, producers: int) -> Recorder:
-        recorder = self._recorder(events)
-        await run_producers(
-            batched(events, batch), producers, lambda chunk: self._write(chunk, recorder)
-        )
-        await recorder.wait("pipeline throughput")
-        self.check_undisturbed("pipeline throughput")
-        await self.stages.settled(list(recorder.received))
-        return recorder
-
-    async def latency(self, events: list[CloudEvent], rate: float) -> Recorder:
-        recorder = self._recorder(events)
-        gate = asyncio.Semaphore(self.in_flight)
-
-        async def write_one(i: int) -> None:
-            async with gate:
-                await self._write([events[i]], recorder)
-
-        await paced(len(events), rate, write_one)
-        await recorder.wait("pipeline latency")
-        self.check_undisturbed("pipeline latency")
-        await self.stages.settled(list(recorder.received))
-        return recorder
-
-    def breakdown(self, recorder: Recorder) -> dict[str, dict[str, float]]:
-        """Per-stage latency (ms) of the events of the last scenario."""
-        assert self.consumer is not None
-        s, delivered = self.stages, self.consumer.delivered
-        sent, received = recorder.sent, recorder.received
-        keys = [k for k in received if k in s.pass_end and k in delivered and k in sent]
-
-        def stage(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
-            return summary([(b[k] - a[k]) * 1e3 for k in keys])
-
-        passes = s.passes
+    async def settle(self, keys: list[str], timeout: float) -> dict[str, Any]:
+        await self.stages.settled(keys, timeout)
+        s = self.stages
         return {
-            "commit -> relay pass start": stage(sent, s.pass_start),
-            "pass start -> publish (claim)": stage(s.pass_start, s.publish_start),
-            "publish -> all confirmed": stage(s.publish_start, s.confirmed),
-            "confirmed -> relay committed": stage(s.confirmed, s.pass_end),
-            "publish -> delivered": stage(s.publish_start, delivered),
-            "delivered -> inbox committed": stage(delivered, received),
-            "commit -> inbox committed": stage(sent, received),
-            "relay pass duration": summary([(e - b) * 1e3 for b, e, _ in passes]),
-            "relay rows per pass (count)": summary([float(n) for _, _, n in passes]),
+            "pass_start": dict(s.pass_start),
+            "publish_start": dict(s.publish_start),
+            "confirmed": dict(s.confirmed),
+            "pass_end": dict(s.pass_end),
+            "passes": list(s.passes),
+            "publish_errors": dict(s.errors),
         }
 
-    # -- cost phase: each component alone
 
-    async def costs(self, n: int, batch: int, producers: int, in_flight: int) -> dict[str, Any]:
-        assert self.producer_db is not None and self.producer_bus is not None
-        out: dict[str, Any] = {}
-        await self.stop_relay()
-        await self.stop_consumer()
-
-        single, batches = make_events(n), make_events(n)
-        gate = asyncio.Semaphore(in_flight)
-
-        async def write_one(event: CloudEvent) -> None:
-            async with gate:
-                await self._write([event], None)
-
-        with Cost(n).measure() as c:
-            await asyncio.gather(*(write_one(e) for e in single))
-        out["producer, 1 event per unit of work"] = c.figures()
-        with Cost(n).measure() as c:
-            await run_producers(
-                batched(batches, batch), producers, lambda chunk: self._write(chunk, None)
-            )
-        out[f"producer, {batch} events per unit of work"] = c.figures()
-
-        assert self.relay is not None
-        with Cost(2 * n).measure() as c:
-            while await self.relay.relay_once():
-                pass
-        out["relay: claim, publish+confirm, mark"] = c.figures()
-
-        # The queue now holds all 2n events; the consumer drains them alone.
-        recorder = self._recorder([*single, *batches])
-        with Cost(2 * n).measure() as c:
-            await self.start_consumer()
-            await recorder.wait("consumer drain")
-        out["consumer: EventConsumer, inbox tx per message"] = c.figures()
-
-        # What-if 1: the same consumer on an engine without pool_pre_ping.
-        await self.stop_consumer()
-        events = await self._fill_queue(n)
-        assert self.consumer is not None
-        stock_db = self.consumer.db
-        lean = Database(self.db_url, service=f"benchlean{self.tag}")
-        await lean.engine.dispose()
-        lean.engine = create_async_engine(
-            self.db_url, pool_size=10, max_overflow=10, pool_pre_ping=False
-        )
-        lean.sessionmaker = async_sessionmaker(lean.engine, expire_on_commit=False)
-        self._extra.append(lean)
-        self.consumer.db = lean
-        recorder = self._recorder(events)
-        with Cost(n).measure() as c:
-            await self.start_consumer()
-            await recorder.wait("consumer drain, no pre-ping")
-        out["what-if consumer: pool_pre_ping=False"] = c.figures()
-        await self.stop_consumer()
-        self.consumer.db = stock_db
-
-        # What-if 2: one inbox transaction per batch of deliveries.
-        events = await self._fill_queue(n)
-        recorder = self._recorder(events)
-        batched_consumer = BatchedInboxConsumer(lean, recorder)
-        queue_name = Bus(BROKER_URL, namespace=self.namespace).topology.queue(CONSUMER_QUEUE)
-        connection = await aio_pika.connect(BROKER_URL)
-        try:
-            with Cost(n).measure() as c:
-                channel = await connection.channel()
-                await channel.set_qos(prefetch_count=Bus(BROKER_URL).prefetch)
-                queue = await channel.declare_queue(queue_name, passive=True)
-                await queue.consume(batched_consumer.on_message)
-                await recorder.wait("batched consumer drain")
-        finally:
-            await connection.close()
-        out["what-if consumer: 1 inbox tx per <=50 deliveries"] = c.figures()
-
-        await self.start_consumer()
-        self.start_relay()
-        return out
-
-    async def _fill_queue(self, n: int) -> list[CloudEvent]:
-        """Put ``n`` events straight on the bus (no outbox) for a consumer to drain."""
-        assert self.producer_bus is not None
-        events = make_events(n)
-        for chunk in batched(events, 500):
-            errors = await self.producer_bus.publish_many(
-                [(e.type, e.to_bytes(), str(e.id)) for e in chunk]
-            )
-            if any(errors):
-                raise Incomplete(f"publishing to the bus failed: {next(filter(None, errors))!r}")
-        return events
-
-
-class BatchedInboxConsumer:
-    """What-if: the inbox rows of up to 50 deliveries in one transaction, one
-    multiple-ack. The effect is the same as EventConsumer's with a no-op
-    handler (parse, validate, record in the inbox once); it only shows what
-    batching the consumer's transactions would buy."""
-
-    def __init__(self, db: Database, recorder: Recorder, max_batch: int = 50) -> None:
-        self.db = db
-        self.recorder = recorder
-        self.max_batch = max_batch
-        self.pending: list[AbstractIncomingMessage] = []
-        self.lock = asyncio.Lock()
-
-    async def on_message(self, message: AbstractIncomingMessage) -> None:
-        self.pending.append(message)
-        if len(self.pending) < self.max_batch:
-            await asyncio.sleep(0.002)  # let the rest of the prefetch window arrive
-        await self.flush()
-
-    async def flush(self) -> None:
-        async with self.lock:
-            batch, self.pending = self.pending, []
-            if not batch:
-                return
-            events = [CloudEvent.from_bytes(m.body) for m in batch]
-            for e in events:
-                registry.parse_data(e)
-            async with self.db.engine.begin() as conn:
-                await conn.execute(
-                    insert(inbox)
-                    .values(
-                        [
-                            {"consumer": "bench.batched", "event_id": e.id, "event_type": e.type}
-                            for e in events
-                        ]
-                    )
-                    .on_conflict_do_nothing()
-                )
-            t = now()
-            for e in events:
-                self.recorder.mark_received(str(e.id), t)
-            await batch[-1].ack(multiple=True)
-
-
-# --------------------------------------------------------------------------- baseline
-
-
-class Baseline:
-    def __init__(self, tag: str, prefetch: int) -> None:
-        self.exchange_name = f"bench-{tag}.baseline"
-        self.queue_name = f"bench-{tag}.baseline.q"
-        self.prefetch = prefetch
-        self.recorder: Recorder | None = None
-        self.redelivered = 0
-        self._pub_conn: aio_pika.abc.AbstractConnection | None = None
-        self._con_conn: aio_pika.abc.AbstractConnection | None = None
-        self._exchange: aio_pika.abc.AbstractExchange | None = None
+class BaselinePublisher(ProducerWorker):
+    """Raw aio-pika: confirmed persistent publishes to a topic exchange."""
 
     async def start(self) -> None:
         # connect_robust, like the Bus: the same connection class on both sides.
-        self._pub_conn = await aio_pika.connect_robust(BROKER_URL)
-        pub = await self._pub_conn.channel(publisher_confirms=True)
-        self._exchange = await pub.declare_exchange(
-            self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
+        self.connection = await aio_pika.connect_robust(BROKER_URL)
+        channel = await self.connection.channel(publisher_confirms=True)
+        self.exchange = await channel.declare_exchange(
+            self.config["exchange"], aio_pika.ExchangeType.TOPIC, durable=True
         )
-        queue = await pub.declare_queue(self.queue_name, durable=True)
-        await queue.bind(self._exchange, routing_key="team.*")
-        await self.start_consumer()
-
-    async def start_consumer(self) -> None:
-        self._con_conn = await aio_pika.connect_robust(BROKER_URL)
-        channel = await self._con_conn.channel()
-        await channel.set_qos(prefetch_count=self.prefetch)
-        queue = await channel.declare_queue(self.queue_name, durable=True)
-
-        async def on_message(message: AbstractIncomingMessage) -> None:
-            await message.ack()
-            t = now()
-            self.redelivered += bool(message.redelivered)
-            if self.recorder is not None and message.message_id:
-                self.recorder.mark_received(message.message_id, t)
-
-        await queue.consume(on_message)
-
-    def check_undisturbed(self, what: str) -> None:
-        if self.redelivered:
-            raise Incomplete(f"{what}: {self.redelivered} redelivered messages")
-
-    async def stop_consumer(self) -> None:
-        if self._con_conn is not None:
-            await self._con_conn.close()
-            self._con_conn = None
+        self.bodies: dict[str, bytes] = {}
 
     async def close(self) -> None:
-        await self.stop_consumer()
-        if self._pub_conn is not None:
-            with contextlib.suppress(Exception):
-                await self._pub_conn.close()
+        with contextlib.suppress(Exception):
+            await self.connection.close()
 
-    async def _publish(self, key: str, body: bytes) -> None:
-        assert self._exchange is not None
+    async def cmd_prepare(self, n: int) -> None:
+        await super().cmd_prepare(n)
+        # Serialised up front: the baseline is the broker's cost alone.
+        self.bodies = {str(e.id): e.to_bytes() for e in self.events}
+
+    async def _publish(self, key: str) -> None:
         message = aio_pika.Message(
-            body,
+            self.bodies[key],
             message_id=key,
             content_type=CONTENT_TYPE,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             type=EVENT_TYPE,
         )
-        await self._exchange.publish(message, routing_key=EVENT_TYPE)
+        await self.exchange.publish(message, routing_key=EVENT_TYPE)
 
-    async def _publish_batch(
-        self, chunk: Sequence[tuple[str, bytes]], recorder: Recorder | None
+    async def write(self, events: Sequence[CloudEvent]) -> None:
+        keys = [str(e.id) for e in events]
+        t = clock()  # before publish()
+        for k in keys:
+            self.sent[k] = t
+        await asyncio.gather(*(self._publish(k) for k in keys))
+
+
+# --------------------------------------------------------------------------- consuming side
+
+
+class ConsumerWorker(Worker):
+    """Records when each event was consumed; hands the times over on ``collect``."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        self.received: dict[str, float] = {}
+        self.started: dict[str, float] = {}
+        self.batches: list[tuple[float, float, int]] = []
+        self.duplicates = 0
+        self.redelivered = 0
+        self.failed = 0
+        self.missing: set[str] = set()
+        self.all_in = asyncio.Event()
+
+    def record(
+        self,
+        messages: Sequence[AbstractIncomingMessage],
+        outcomes: Sequence[Exception | None],
+        started: float,
+        done: float,
     ) -> None:
-        if recorder is not None:
-            recorder.mark_sent([k for k, _ in chunk], now())
-        await asyncio.gather(*(self._publish(k, b) for k, b in chunk))
+        self.batches.append((started, done, len(messages)))
+        for message, outcome in zip(messages, outcomes, strict=True):
+            self.redelivered += bool(message.redelivered)
+            key = message.message_id
+            if outcome is not None or not key:
+                self.failed += 1
+                continue
+            if key in self.received:
+                self.duplicates += 1
+                continue
+            self.received[key] = done
+            self.started[key] = started
+            if self.missing:
+                self.missing.discard(key)
+                if not self.missing:
+                    self.all_in.set()
+
+    async def cmd_begin(self, measured: bool) -> None:
+        """A scenario starts: forget the last one, profile this one if asked."""
+        self.received.clear()
+        self.started.clear()
+        self.batches.clear()
+        self.duplicates = self.redelivered = self.failed = 0
+        self.profile_on(measured)
+
+    async def cmd_collect(self, keys: list[str], timeout: float) -> dict[str, Any]:
+        """Wait until every one of ``keys`` was consumed; their times and counts."""
+        try:
+            self.missing = set(keys) - self.received.keys()
+            self.all_in.clear()
+            if self.missing:
+                try:
+                    await asyncio.wait_for(self.all_in.wait(), timeout)
+                except TimeoutError:
+                    raise Incomplete(
+                        f"only {len(keys) - len(self.missing)} of {len(keys)} events "
+                        f"arrived within {timeout:.0f} s"
+                    ) from None
+        finally:
+            self.profile_off()
+        return {
+            "received": {k: self.received[k] for k in keys},
+            "started": {k: self.started[k] for k in keys},
+            "batches": list(self.batches),
+            "duplicates": self.duplicates,
+            "redelivered": self.redelivered,
+            "failed": self.failed,
+        }
+
+
+@dataclass
+class TimedConsumer(EventConsumer):
+    """An EventConsumer that reports each batch once its transaction has committed."""
+
+    on_batch: (
+        Callable[[list[AbstractIncomingMessage], list[Exception | None], float, float], None] | None
+    ) = None
+
+    async def handle_messages(
+        self, messages: list[AbstractIncomingMessage]
+    ) -> list[Exception | None]:
+        started = clock()
+        outcomes = await super().handle_messages(messages)
+        done = clock()  # the batch's transaction has committed; no ack sent yet
+        if self.on_batch is not None:
+            self.on_batch(messages, outcomes, started, done)
+        return outcomes
+
+
+class PipelineConsumer(ConsumerWorker):
+    """The consuming service: an EventConsumer (batch consumption) and its inbox."""
+
+    async def start(self) -> None:
+        c = self.config
+        self.db = Database(c["db_url"], service="benchconsumer")
+        self.bus = Bus(BROKER_URL, namespace=c["namespace"])
+        await self.bus.connect()
+        self.consumer = TimedConsumer(CONSUMER_QUEUE, self.db, registry, on_batch=self.record)
+
+        @self.consumer.on(EVENT_TYPE)
+        async def apply(event: CloudEvent, data: Any, uow: UnitOfWork) -> None:
+            return None  # the inbox row is the effect
+
+        await self.consumer.start(self.bus)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.bus.close()
+        with contextlib.suppress(Exception):
+            await self.db.dispose()
+
+
+class BaselineConsumer(ConsumerWorker):
+    """Raw aio-pika: a durable queue bound to the topic exchange, one ack per message."""
+
+    async def start(self) -> None:
+        c = self.config
+        self.connection = await aio_pika.connect_robust(BROKER_URL)
+        channel = await self.connection.channel()
+        await channel.set_qos(prefetch_count=c["prefetch"])
+        exchange = await channel.declare_exchange(
+            c["exchange"], aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        queue = await channel.declare_queue(c["queue"], durable=True)
+        await queue.bind(exchange, routing_key="team.*")
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            await message.ack()
+            t = clock()
+            self.record([message], [None], t, t)
+
+        await queue.consume(on_message)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.connection.close()
+
+
+ROLES: dict[str, type[Worker]] = {
+    "pipeline-producer": PipelineProducer,
+    "pipeline-consumer": PipelineConsumer,
+    "baseline-publisher": BaselinePublisher,
+    "baseline-consumer": BaselineConsumer,
+}
+
+
+async def serve(worker: Worker, conn: Connection) -> None:
+    """Answer the orchestrator's commands, one at a time, until ``close``."""
+    loop = asyncio.get_running_loop()
+    commands: asyncio.Queue[tuple[str, tuple[Any, ...]]] = asyncio.Queue()
+
+    def readable() -> None:
+        try:
+            commands.put_nowait(conn.recv())
+        except (EOFError, OSError):  # the orchestrator went away
+            loop.remove_reader(conn.fileno())
+            commands.put_nowait(("close", ()))
+
+    loop.add_reader(conn.fileno(), readable)
+    while True:
+        name, args = await commands.get()
+        reply: tuple[Any, ...]
+        try:
+            reply = ("ok", await getattr(worker, f"cmd_{name}")(*args))
+        except Exception as exc:
+            transient = isinstance(exc, TRANSIENT)
+            if not transient:
+                traceback.print_exc()
+            reply = ("error", f"{type(exc).__name__}: {exc}"[:2000], transient)
+        with contextlib.suppress(OSError):
+            conn.send(reply)
+        if name == "close":
+            return
+
+
+def child_main(role: str, conn: Connection, config: dict[str, Any]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the orchestrator stops us
+    if config.get("loop") == "uvloop":
+        import uvloop
+
+        uvloop.install()
+    asyncio.run(serve(ROLES[role](config), conn))
+
+
+# =========================================================================== orchestrator
+
+
+class Proc:
+    """One child process and the pipe to it."""
+
+    def __init__(self, ctx: Any, role: str, config: dict[str, Any]) -> None:
+        self.role = role
+        self.conn, child_conn = ctx.Pipe()
+        self.process = ctx.Process(
+            target=child_main, args=(role, child_conn, config), name=f"bench-{role}", daemon=True
+        )
+        self.process.start()
+        child_conn.close()
+        self.pid: int = self.process.pid
+
+    def _call(self, name: str, args: tuple[Any, ...], timeout: float) -> Any:
+        self.conn.send((name, args))
+        if not self.conn.poll(timeout):
+            raise Incomplete(f"{self.role}: no answer to {name} within {timeout:.0f} s")
+        try:
+            status, *rest = self.conn.recv()
+        except EOFError:
+            raise ChildFailed(f"{self.role} died (exit code {self.process.exitcode})") from None
+        if status == "error":
+            text, transient = rest
+            raise (Incomplete if transient else ChildFailed)(f"{self.role} {name}: {text}")
+        return rest[0]
+
+    async def call(self, name: str, *args: Any, timeout: float = 120.0) -> Any:
+        return await asyncio.to_thread(self._call, name, args, timeout)
+
+    async def stop(self) -> None:
+        if self.process.is_alive():
+            with contextlib.suppress(Exception):
+                await self.call("close", timeout=30)
+        await asyncio.to_thread(self.process.join, 10)
+        if self.process.is_alive():
+            self.process.terminate()  # this one process, by its pid
+            await asyncio.to_thread(self.process.join, 5)
+        if self.process.is_alive():
+            self.process.kill()
+        self.conn.close()
+
+
+# --------------------------------------------------------------------------- CPU accounting
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_times(pid: int) -> tuple[float, float] | None:
+    """(user, system) CPU seconds of one process, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+def proc_cpu(pid: int) -> float | None:
+    """User + system CPU seconds of one process, or None if it is gone."""
+    times = proc_times(pid)
+    return None if times is None else sum(times)
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, all cores."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    total = sum(values[:8])  # guest time is already in user
+    idle = values[3] + values[4]
+    return (total - idle) / CLK_TCK, total / CLK_TCK
+
+
+def tcp_ports(pid: int) -> set[int]:
+    """Local TCP ports of the sockets ``pid`` holds."""
+    inodes: set[str] = set()
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+    ports: set[int] = set()
+    for table_ in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table_) as f:
+            next(f)
+            for line in f:
+                cols = line.split()
+                if cols[9] in inodes:
+                    ports.add(int(cols[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def find_rabbitmq() -> int | None:
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError), open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read()
+                if b"beam" in cmd and b"rabbit" in cmd:
+                    return int(entry)
+    return None
+
+
+@dataclass
+class Snapshot:
+    wall: float
+    procs: dict[str, float | None]  # role -> CPU s
+    kernel: dict[str, float | None]  # role -> of which system (kernel) CPU s
+    backends: dict[int, tuple[str, float]]  # PostgreSQL backend pid -> (role it serves, CPU s)
+    rabbitmq: float | None
+    machine: tuple[float, float]
+
+
+class CpuMeter:
+    """CPU used by the processes of one side during a scenario, from ``/proc``."""
+
+    def __init__(self, admin: asyncpg.Connection, database: str, rabbitmq: int | None) -> None:
+        self.admin = admin
+        self.database = database
+        self.rabbitmq = rabbitmq
+
+    async def snapshot(self, procs: Sequence[Proc]) -> Snapshot:
+        rows = await self.admin.fetch(
+            "SELECT pid, client_port FROM pg_stat_activity "
+            "WHERE datname = $1 AND pid <> pg_backend_pid()",
+            self.database,
+        )
+        owner = {port: p.role for p in procs for port in tcp_ports(p.pid)}
+        backends: dict[int, tuple[str, float]] = {}
+        for row in rows:
+            role = owner.get(row["client_port"])
+            used = proc_cpu(row["pid"])
+            if role is not None and used is not None:
+                backends[row["pid"]] = (role, used)
+        return Snapshot(
+            wall=clock(),
+            procs={p.role: proc_cpu(p.pid) for p in procs},
+            kernel={p.role: (proc_times(p.pid) or (math.nan, math.nan))[1] for p in procs},
+            backends=backends,
+            rabbitmq=proc_cpu(self.rabbitmq) if self.rabbitmq else None,
+            machine=machine_cpu(),
+        )
 
     @staticmethod
-    def _bodies(events: Sequence[CloudEvent]) -> list[tuple[str, bytes]]:
-        return [(str(e.id), e.to_bytes()) for e in events]
+    def per_event(a: Snapshot, b: Snapshot, events: int) -> dict[str, float]:
+        """CPU ms per event of each process (group) between two snapshots."""
 
-    async def throughput(self, events: list[CloudEvent], batch: int, producers: int) -> Recorder:
-        bodies = self._bodies(events)
-        recorder = self.recorder = Recorder(ids(events))
-        self.redelivered = 0
-        await run_producers(
-            batched(bodies, batch), producers, lambda chunk: self._publish_batch(chunk, recorder)
-        )
-        await recorder.wait("baseline throughput")
-        self.check_undisturbed("baseline throughput")
-        return recorder
+        def ms(before: float | None, after: float | None) -> float:
+            if before is None or after is None:
+                return math.nan
+            return (after - before) / events * 1e3
 
-    async def latency(self, events: list[CloudEvent], rate: float) -> Recorder:
-        bodies = self._bodies(events)
-        recorder = self.recorder = Recorder(ids(events))
-        self.redelivered = 0
-
-        async def publish_one(i: int) -> None:
-            await self._publish_batch([bodies[i]], recorder)
-
-        await paced(len(bodies), rate, publish_one)
-        await recorder.wait("baseline latency")
-        self.check_undisturbed("baseline latency")
-        return recorder
-
-    async def costs(self, n: int, batch: int, producers: int) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        await self.stop_consumer()
-        events = make_events(n)
-        bodies = self._bodies(events)
-        with Cost(n).measure() as c:
-            await run_producers(
-                batched(bodies, batch), producers, lambda chunk: self._publish_batch(chunk, None)
+        out: dict[str, float] = {}
+        for role in a.procs:
+            out[role] = ms(a.procs[role], b.procs.get(role))
+            out[f"{role} kernel"] = ms(a.kernel[role], b.kernel.get(role))
+            used = sum(
+                cpu - (a.backends.get(pid, (r, 0.0))[1])
+                for pid, (r, cpu) in b.backends.items()
+                if r == role
             )
-        out[f"baseline: confirmed publish, {batch} at a time"] = c.figures()
-        recorder = self.recorder = Recorder(ids(events))
-        self.redelivered = 0
-        with Cost(n).measure() as c:
-            await self.start_consumer()
-            await recorder.wait("baseline consumer drain")
-        out["baseline: consume + ack"] = c.figures()
+            out[f"postgres for {role}"] = used / events * 1e3
+        out["rabbitmq"] = ms(a.rabbitmq, b.rabbitmq)
+        busy = b.machine[0] - a.machine[0]
+        total = b.machine[1] - a.machine[1]
+        out["machine busy %"] = 100 * busy / total if total > 0 else math.nan
+        out["wall s"] = b.wall - a.wall
         return out
+
+
+# --------------------------------------------------------------------------- sides
+
+
+class Side:
+    """A producing process and a consuming process: the pipeline or the baseline."""
+
+    def __init__(self, name: str, producer: Proc, consumer: Proc) -> None:
+        self.name = name
+        self.producer = producer
+        self.consumer = consumer
+
+    async def scenario(
+        self, meter: CpuMeter, kind: str, n: int, args: argparse.Namespace, measured: bool
+    ) -> dict[str, Any]:
+        await self.producer.call("prepare", n)
+        await self.consumer.call("begin", measured)
+        before = await meter.snapshot([self.producer, self.consumer])
+        timeout = max(120.0, n / 20)
+        if kind == "throughput":
+            params: tuple[Any, ...] = (args.batch, args.producers, measured)
+        else:
+            params = (args.rate, args.in_flight, measured)
+        prod = await self.producer.call(kind, *params, timeout=timeout + 60)
+        keys = list(prod["sent"])
+        cons = await self.consumer.call("collect", keys, timeout, timeout=timeout + 60)
+        after = await meter.snapshot([self.producer, self.consumer])
+        # A restart of the broker or the database under the run shows as
+        # redeliveries, failed publishes other than confirm timeouts, or
+        # duplicates nothing else explains. A relay publish that timed out
+        # waiting for its confirm (an overloaded machine) is republished by
+        # design, and the inbox drops the copy: reported, not a disturbance.
+        errors: dict[str, int] = prod.get("publish_errors", {})
+        if (
+            cons["redelivered"]
+            or any(name != "TimeoutError" for name in errors)
+            or (cons["duplicates"] and not errors)
+        ):
+            raise Incomplete(
+                f"{self.name} {kind}: {cons['duplicates']} duplicates, "
+                f"{cons['redelivered']} redelivered, relay publish errors {errors}"
+            )
+        if cons["failed"]:
+            raise ChildFailed(f"{self.name} {kind}: {cons['failed']} messages failed")
+        sent, received = prod["sent"], cons["received"]
+        latencies = sorted((received[k] - sent[k]) * 1e3 for k in keys)
+        times = sorted(sent.values())
+        span = times[-1] - times[0]
+        figures: dict[str, Any] = {
+            "events": n,
+            "events_per_s": n / (max(received.values()) - times[0]),
+            "achieved_rate": (n - 1) / span if span > 0 else math.nan,
+            "ms": summary(latencies),
+            "cpu_ms_per_event": CpuMeter.per_event(before, after, n),
+        }
+        if "pass_end" in prod:
+            figures["stages"] = breakdown(keys, prod, cons)
+            figures["relay_publish_timeouts"] = errors.get("TimeoutError", 0)
+            figures["duplicates_dropped_by_inbox"] = cons["duplicates"]
+        return figures
+
+
+def breakdown(keys: Sequence[str], prod: dict[str, Any], cons: dict[str, Any]) -> dict[str, Any]:
+    """Per-stage latency (ms) of one pipeline scenario's events."""
+    sent, ps, pub = prod["sent"], prod["pass_start"], prod["publish_start"]
+    conf, pe = prod["confirmed"], prod["pass_end"]
+    start, recv = cons["started"], cons["received"]
+    keys = [k for k in keys if all(k in d for d in (ps, pub, conf, pe, start, recv))]
+
+    def stage(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+        return summary([(b[k] - a[k]) * 1e3 for k in keys])
+
+    passes, batches = prod["passes"], cons["batches"]
+    return {
+        "commit -> relay pass start": stage(sent, ps),
+        "pass start -> publish (claim)": stage(ps, pub),
+        "publish -> all confirmed": stage(pub, conf),
+        "confirmed -> relay committed": stage(conf, pe),
+        "publish -> consumer batch start": stage(pub, start),
+        "batch start -> inbox committed": stage(start, recv),
+        "commit -> inbox committed": stage(sent, recv),
+        "relay pass duration": summary([(e - b) * 1e3 for b, e, _ in passes]),
+        "relay rows per pass (count)": summary([float(n) for _, _, n in passes]),
+        "consumer batch duration": summary([(e - b) * 1e3 for b, e, _ in batches]),
+        "consumer batch size (count)": summary([float(n) for _, _, n in batches]),
+    }
+
+
+class PySpy:
+    """``py-spy record`` on some processes, for their whole life (raw collapsed stacks)."""
+
+    def __init__(self, directory: str) -> None:
+        self.exe = shutil.which("py-spy")
+        if self.exe is None:
+            raise SystemExit(
+                "--py-spy needs py-spy: uv run --with py-spy python bench/events.py ..."
+            )
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.running: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def attach(self, procs: Sequence[Proc]) -> None:
+        for p in procs:
+            out = self.dir / f"{p.role}.txt"
+            cmd = [self.exe, "record", "--pid", str(p.pid), "--rate", "100", "--format", "raw"]
+            popen = subprocess.Popen(
+                [*cmd, "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            self.running.append((p.role, popen))
+
+    def finish(self, top: int) -> dict[str, str]:
+        """Wait for the recorders (they stop when their process exits); top self time."""
+        report: dict[str, str] = {}
+        for role, popen in self.running:
+            try:
+                popen.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                popen.terminate()  # this recorder only, by its pid
+                popen.wait(timeout=10)
+            path = self.dir / f"{role}.txt"
+            if path.exists():
+                report[role] = f"{path}\n" + top_self_time(path, top)
+        return report
+
+
+def top_self_time(path: Path, top: int) -> str:
+    """The functions most often on top of the stack in py-spy's raw output."""
+    counts: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not stack or not n.isdigit():
+            continue
+        leaf = stack.rsplit(";", 1)[-1]
+        leaf = leaf.rsplit(":", 1)[0] + ")" if leaf.endswith(")") and ":" in leaf else leaf
+        counts[leaf] = counts.get(leaf, 0) + int(n)
+        total += int(n)
+    ranked = sorted(counts.items(), key=lambda kv: -kv[1])[:top]
+    lines = [f"{100 * n / total:5.1f}%  {name}" for name, n in ranked]
+    return f"{total} samples, self time:\n" + "\n".join(lines)
+
+
+async def find_rabbitmq_async() -> int | None:
+    return await asyncio.to_thread(find_rabbitmq)
+
+
+async def connect_patiently(within: float = 60.0) -> aio_pika.abc.AbstractConnection:
+    """Connect to the broker, waiting for it if it is (re)starting."""
+    deadline = clock() + within
+    while True:
+        try:
+            return await aio_pika.connect(BROKER_URL)
+        except Exception:
+            if clock() >= deadline:
+                raise
+            await asyncio.sleep(1.0)
+
+
+async def connect_admin(within: float = 60.0) -> asyncpg.Connection:
+    """PostgreSQL's ``postgres`` database, waiting for it if it is (re)starting."""
+    deadline = clock() + within
+    while True:
+        try:
+            return await asyncpg.connect(asyncpg_dsn(f"{POSTGRES_URL.rstrip('/')}/postgres"))
+        except Exception:
+            if clock() >= deadline:
+                raise
+            await asyncio.sleep(1.0)
 
 
 async def delete_broker_objects(queues: Sequence[str], exchanges: Sequence[str]) -> list[str]:
@@ -754,49 +1020,15 @@ async def delete_broker_objects(queues: Sequence[str], exchanges: Sequence[str])
     return problems
 
 
-async def connect_patiently(within: float = 60.0) -> aio_pika.abc.AbstractConnection:
-    """Connect to the broker, waiting for it if it is (re)starting."""
-    deadline = now() + within
-    while True:
-        try:
-            return await aio_pika.connect(BROKER_URL)
-        except Exception:
-            if now() >= deadline:
-                raise
-            await asyncio.sleep(1.0)
-
-
-async def wait_for_services(within: float = 60.0) -> None:
-    """PostgreSQL and RabbitMQ answer (another job may be restarting them)."""
-    deadline = now() + within
-    while True:
-        try:
-            probe = Database(f"{POSTGRES_URL.rstrip('/')}/postgres", service="benchprobe")
-            try:
-                await probe.ping()
-            finally:
-                await probe.dispose()
-            break
-        except Exception:
-            if now() >= deadline:
-                raise
-            await asyncio.sleep(1.0)
-    connection = await connect_patiently(max(1.0, deadline - now()))
-    await connection.close()
-
-
-async def cleanup(pipeline: Pipeline, baseline: Baseline) -> None:
-    """Close, drop and delete everything the run made; report, never raise."""
+async def cleanup(procs: Sequence[Proc], db_url: str, namespace: str, tag: str) -> None:
+    """Stop the processes, drop and delete everything the run made; report, never raise."""
+    await asyncio.gather(*(p.stop() for p in procs), return_exceptions=True)
+    queues, exchanges = pipeline_names(namespace)
+    queues.append(f"bench-{tag}.baseline.q")
+    exchanges.append(f"bench-{tag}.baseline")
     steps: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
-        ("baseline connections", baseline.close),
-        ("pipeline and database", pipeline.close),
-        (
-            "queues and exchanges",
-            lambda: delete_broker_objects(
-                [*pipeline.queue_names(), baseline.queue_name],
-                [*pipeline.exchange_names(), baseline.exchange_name],
-            ),
-        ),
+        ("database", lambda: drop_database(db_url)),
+        ("queues and exchanges", lambda: delete_broker_objects(queues, exchanges)),
     ]
     for what, step in steps:
         try:
@@ -806,6 +1038,90 @@ async def cleanup(pipeline: Pipeline, baseline: Baseline) -> None:
             continue
         for problem in result or []:
             print(f"cleanup: could not delete {problem}", file=sys.stderr)
+
+
+async def measure(args: argparse.Namespace) -> dict[str, Any]:
+    tag = uuid.uuid4().hex[:10]
+    database = f"agenthq_bench_{tag}"
+    db_url = f"{POSTGRES_URL.rstrip('/')}/{database}"
+    namespace = f"bench-{tag}."
+    base = {"loop": args.loop, "profile": args.profile, "profile_dir": args.profile_dir}
+    pipeline_config = {**base, "db_url": db_url, "namespace": namespace}
+    pipeline_config["relay_batch"] = args.relay_batch
+    baseline_config = {
+        **base,
+        "exchange": f"bench-{tag}.baseline",
+        "queue": f"bench-{tag}.baseline.q",
+        "prefetch": Bus(BROKER_URL).prefetch,
+    }
+    f: dict[str, Any] = {"pipeline": {}, "baseline": {}}
+    spy = PySpy(args.py_spy) if args.py_spy else None
+    ctx = multiprocessing.get_context("spawn")
+    procs: list[Proc] = []
+    admin = await connect_admin()
+    await (await connect_patiently()).close()
+    try:
+        await create_database_if_missing(db_url)
+        setup = Database(db_url, service="benchsetup")
+        try:
+            async with setup.engine.begin() as conn:
+                await conn.run_sync(plumbing_metadata.create_all)  # tables and NOTIFY trigger
+        finally:
+            await setup.dispose()
+
+        # Consumers first: their queues must exist and be bound before anything is published.
+        pc = Proc(ctx, "pipeline-consumer", pipeline_config)
+        bc = Proc(ctx, "baseline-consumer", baseline_config)
+        procs += [pc, bc]
+        await asyncio.gather(pc.call("start"), bc.call("start"))
+        pp = Proc(ctx, "pipeline-producer", pipeline_config)
+        bp = Proc(ctx, "baseline-publisher", baseline_config)
+        procs += [pp, bp]
+        await asyncio.gather(pp.call("start"), bp.call("start"))
+        pipeline, baseline = Side("pipeline", pp, pc), Side("baseline", bp, bc)
+        f["pids"] = {p.role: p.pid for p in procs}
+        print("processes: " + ", ".join(f"{p.role} {p.pid}" for p in procs), flush=True)
+        if spy is not None:
+            spy.attach([pp, pc])
+        meter = CpuMeter(admin, database, await find_rabbitmq_async())
+
+        # Warm up connections, pools, statement caches and queue processes.
+        warm = min(500, args.events)
+        for side in (baseline, pipeline):
+            await side.scenario(meter, "throughput", warm, args, measured=False)
+            await side.scenario(meter, "latency", min(200, warm), args, measured=False)
+
+        print(
+            f"throughput: {args.events} events, {args.batch} per unit of work, "
+            f"{args.producers} producers, best of {args.repeat}",
+            flush=True,
+        )
+        for _ in range(args.repeat):
+            for side in (baseline, pipeline):
+                got = await side.scenario(meter, "throughput", args.events, args, True)
+                best = f[side.name].get("throughput")
+                if best is None or got["events_per_s"] > best["events_per_s"]:
+                    f[side.name]["throughput"] = got
+        print(
+            f"latency: {args.rate:g} events/s for {args.duration:g} s, "
+            f"1 per unit of work, <= {args.in_flight} in flight",
+            flush=True,
+        )
+        n = max(2, int(args.rate * args.duration))
+        for side in (baseline, pipeline):
+            f[side.name]["latency"] = await side.scenario(meter, "latency", n, args, True)
+
+        if args.profile:
+            f["profiles"] = {
+                p.role: await p.call("profile", p.role, args.profile_top) for p in (pp, pc)
+            }
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
+        await cleanup(procs, db_url, namespace, tag)
+        if spy is not None:
+            f["py_spy"] = await asyncio.to_thread(spy.finish, args.profile_top)
+    return f
 
 
 # --------------------------------------------------------------------------- report
@@ -849,6 +1165,10 @@ def goals_of(f: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def ratio(p: float, b: float) -> str:
+    return "-" if not b or math.isnan(p) or math.isnan(b) else f"{p / b:.2f}"
+
+
 def figures_table(args: argparse.Namespace, f: dict[str, Any]) -> str:
     goals = goals_of(f)
     tp_p = f["pipeline"]["throughput"]["events_per_s"]
@@ -859,7 +1179,7 @@ def figures_table(args: argparse.Namespace, f: dict[str, Any]) -> str:
             f"throughput, {args.events} events (events/s)",
             fmt(tp_p),
             fmt(tp_b),
-            f"{tp_p / tp_b:.2f}",
+            ratio(tp_p, tp_b),
             f"ratio >= {THROUGHPUT_RATIO_GOAL:.2f}: "
             + ("PASS" if goals["throughput_pass"] else "MISS"),
         ]
@@ -870,58 +1190,62 @@ def figures_table(args: argparse.Namespace, f: dict[str, Any]) -> str:
         if key == "p99":
             goal = f"p99 < {P99_GOAL_MS:.0f} ms: " + ("PASS" if goals["p99_pass"] else "MISS")
         rows.append(
-            [f"latency {key} @ {args.rate:,.0f}/s (ms)", fmt(p, 2), fmt(b, 2), f"{p / b:.2f}", goal]
+            [f"latency {key} @ {args.rate:,.0f}/s (ms)", fmt(p, 2), fmt(b, 2), ratio(p, b), goal]
         )
     pa, ba = lat_p["achieved_rate"], lat_b["achieved_rate"]
     rows.append(
-        [f"achieved rate @ {args.rate:,.0f}/s (events/s)", fmt(pa), fmt(ba), f"{pa / ba:.2f}", ""]
+        [f"achieved rate @ {args.rate:,.0f}/s (events/s)", fmt(pa), fmt(ba), ratio(pa, ba), ""]
     )
     return table(["scenario", "pipeline", "baseline", "pipe/base", "goal"], rows)
 
 
-def breakdown_table(title: str, breakdown: dict[str, dict[str, float]]) -> str:
+def breakdown_table(title: str, breakdown_: dict[str, dict[str, float]]) -> str:
     rows = [
         [name, *(fmt(s[k], 2) for k in ("p50", "p95", "p99", "max", "mean")), ""]
-        for name, s in breakdown.items()
+        for name, s in breakdown_.items()
     ]
     head = [f"pipeline stages, {title} (ms)", "p50", "p95", "p99", "max", "mean", ""]
     return table(head, rows)
 
 
-def costs_table(costs: dict[str, Any]) -> str:
-    rows = [
-        [name, fmt(c["cpu_ms_per_event"], 3), fmt(c["events_per_s"]), str(c["events"]), ""]
-        for name, c in costs.items()
-        if isinstance(c, dict) and "cpu_ms_per_event" in c
+CPU_ROWS = [
+    ("producing process", "pipeline-producer", "baseline-publisher"),
+    ("  of which in the kernel", "pipeline-producer kernel", "baseline-publisher kernel"),
+    ("consuming process", "pipeline-consumer", "baseline-consumer"),
+    ("  of which in the kernel", "pipeline-consumer kernel", "baseline-consumer kernel"),
+    ("postgres, producer's backends", "postgres for pipeline-producer", None),
+    ("postgres, consumer's backends", "postgres for pipeline-consumer", None),
+    ("rabbitmq node (shared)", "rabbitmq", "rabbitmq"),
+]
+
+
+def cpu_table(args: argparse.Namespace, f: dict[str, Any]) -> str:
+    cols = [(side, kind) for kind in ("throughput", "latency") for side in ("pipeline", "baseline")]
+    rows = []
+    for label, pkey, bkey in CPU_ROWS:
+        row = [label]
+        for side, kind in cols:
+            key = pkey if side == "pipeline" else bkey
+            value = f[side][kind]["cpu_ms_per_event"].get(key) if key else None
+            row.append(fmt(value, 3))
+        rows.append([*row, ""])
+    for label, key, digits in (
+        ("machine busy, all cores (%)", "machine busy %", 0),
+        ("scenario wall time (s)", "wall s", 2),
+    ):
+        row = [label]
+        for side, kind in cols:
+            row.append(fmt(f[side][kind]["cpu_ms_per_event"][key], digits))
+        rows.append([*row, ""])
+    head = [
+        "CPU ms per event",
+        "tput pipe",
+        "tput base",
+        f"{args.rate:,.0f}/s pipe",
+        f"{args.rate:,.0f}/s base",
+        "",
     ]
-    head = ["component alone", "CPU ms/event", "events/s", "events", ""]
     return table(head, rows)
-
-
-def cost_model(costs: dict[str, Any], batch: int) -> dict[str, float]:
-    """CPU per event of each whole path, from the components measured alone."""
-
-    def ms(name: str) -> float:
-        return float(costs[name]["cpu_ms_per_event"])
-
-    producer = ms(f"producer, {batch} events per unit of work")
-    relay = ms("relay: claim, publish+confirm, mark")
-    pipeline = producer + relay + ms("consumer: EventConsumer, inbox tx per message")
-    baseline = ms(f"baseline: confirmed publish, {batch} at a time") + ms("baseline: consume + ack")
-    lean = producer + relay + ms("what-if consumer: pool_pre_ping=False")
-    batched_ = producer + relay + ms("what-if consumer: 1 inbox tx per <=50 deliveries")
-    return {
-        "pipeline_cpu_ms_per_event": pipeline,
-        "baseline_cpu_ms_per_event": baseline,
-        "cpu_bound_ratio": baseline / pipeline,
-        "cpu_bound_ratio_no_pre_ping": baseline / lean,
-        "cpu_bound_ratio_batched_inbox": baseline / batched_,
-        "consumer_share_of_pipeline_cpu": ms("consumer: EventConsumer, inbox tx per message")
-        / pipeline,
-        "single_event_uow_path_cpu_ms": ms("producer, 1 event per unit of work")
-        + relay
-        + ms("consumer: EventConsumer, inbox tx per message"),
-    }
 
 
 def nan_to_none(obj: Any) -> Any:
@@ -937,101 +1261,17 @@ def nan_to_none(obj: Any) -> Any:
 # --------------------------------------------------------------------------- main
 
 
-async def measure(args: argparse.Namespace) -> dict[str, Any]:
-    tag = uuid.uuid4().hex[:10]
-    pipeline = Pipeline(tag, args.relay_batch, args.in_flight)
-    baseline = Baseline(tag, prefetch=Bus(BROKER_URL).prefetch)
-    profiler = cProfile.Profile() if args.profile else None
-    f: dict[str, Any] = {"pipeline": {}, "baseline": {}}
-
-    @contextlib.contextmanager
-    def profiled(on: bool) -> Iterator[None]:
-        if profiler is not None and on:
-            profiler.enable()
+def measure_sync(args: argparse.Namespace) -> dict[str, Any]:
+    """Measure, starting afresh (new processes, new database, new namespace) if
+    the services went away under the run; figures from a disturbed run are not kept."""
+    for attempt in range(1, args.attempts + 1):
         try:
-            yield
-        finally:
-            if profiler is not None and on:
-                profiler.disable()
-
-    async def run_throughput(side: Pipeline | Baseline) -> dict[str, Any]:
-        best: dict[str, Any] | None = None
-        for _ in range(args.repeat):
-            with profiled(side is pipeline):
-                rec = await side.throughput(make_events(args.events), args.batch, args.producers)
-            figures: dict[str, Any] = {
-                "events_per_s": rec.throughput(),
-                "producer_events_per_s": rec.send_rate(),
-                "latency_ms": summary(rec.latencies_ms()),
-            }
-            if isinstance(side, Pipeline):
-                figures["stages"] = side.breakdown(rec)
-            if best is None or figures["events_per_s"] > best["events_per_s"]:
-                best = figures
-        assert best is not None
-        return best
-
-    async def run_latency(side: Pipeline | Baseline) -> dict[str, Any]:
-        events = make_events(max(2, int(args.rate * args.duration)))
-        with profiled(side is pipeline):
-            t0 = now()
-            rec = await side.latency(events, args.rate)
-            took = now() - t0
-        figures: dict[str, Any] = {
-            "ms": summary(rec.latencies_ms()),
-            "achieved_rate": rec.send_rate(),
-            "events": len(events),
-            "seconds_to_drain": took,
-        }
-        if isinstance(side, Pipeline):
-            figures["stages"] = side.breakdown(rec)
-        return figures
-
-    await wait_for_services()
-    try:
-        await pipeline.start()
-        await baseline.start()
-        # Warm up connections, pools, statement caches and queue processes.
-        warm = min(500, args.events)
-        await pipeline.throughput(make_events(warm), args.batch, args.producers)
-        await baseline.throughput(make_events(warm), args.batch, args.producers)
-
-        print(
-            f"throughput: {args.events} events, {args.batch} per unit of work, "
-            f"{args.producers} producers, best of {args.repeat}",
-            flush=True,
-        )
-        f["baseline"]["throughput"] = await run_throughput(baseline)
-        f["pipeline"]["throughput"] = await run_throughput(pipeline)
-        print(
-            f"latency: {args.rate:g} events/s for {args.duration:g} s, "
-            f"1 per unit of work, <= {args.in_flight} in flight",
-            flush=True,
-        )
-        f["baseline"]["latency"] = await run_latency(baseline)
-        f["pipeline"]["latency"] = await run_latency(pipeline)
-
-        goals = goals_of(f)
-        if args.costs or (
-            args.costs is None and not (goals["throughput_pass"] and goals["p99_pass"])
-        ):
-            n = args.cost_events or min(args.events, 2000)
-            print(f"costs: each component alone, {n} events", flush=True)
-            costs = await pipeline.costs(n, args.batch, args.producers, args.in_flight)
-            costs.update(await baseline.costs(n, args.batch, args.producers))
-            f["costs"] = costs
-            f["cost_model"] = cost_model(costs, args.batch)
-    finally:
-        await cleanup(pipeline, baseline)
-
-    if profiler is not None:
-        out = io.StringIO()
-        stats = pstats.Stats(profiler, stream=out)
-        stats.sort_stats("tottime").print_stats(25)
-        stats.sort_stats("cumulative").print_stats(35)
-        print("cProfile of the pipeline scenarios (this process, wall time):")
-        print(out.getvalue())
-    return f
+            return asyncio.run(measure(args))
+        except TRANSIENT as exc:
+            if attempt == args.attempts:
+                raise
+            print(f"attempt {attempt} disturbed ({exc!r:.300}); starting again", file=sys.stderr)
+    raise AssertionError("unreachable")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1048,13 +1288,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--relay-batch", type=int, default=None, help="OutboxRelay batch_size")
     parser.add_argument("--quick", action="store_true", help="smoke run: 500 events, 2 s")
     parser.add_argument(
-        "--costs",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="cost phase (default: only when a goal is missed)",
+        "--profile", action="store_true", help="cProfile each pipeline process (slows it down)"
     )
-    parser.add_argument("--cost-events", type=int, default=None, help="events per cost step")
-    parser.add_argument("--profile", action="store_true", help="cProfile the pipeline runs")
+    parser.add_argument("--profile-dir", default=None, help="also dump <role>.prof files here")
+    parser.add_argument("--profile-top", type=int, default=30, help="functions per listing")
+    parser.add_argument(
+        "--py-spy",
+        metavar="DIR",
+        default=None,
+        help="py-spy record each pipeline process into DIR (needs: uv run --with py-spy)",
+    )
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     parser.add_argument(
         "--attempts", type=int, default=3, help="runs to try if PostgreSQL/RabbitMQ go away"
@@ -1064,64 +1307,59 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.quick:
         args.events, args.duration = min(args.events, 500), min(args.duration, 2.0)
     if args.loop == "uvloop":
-        import uvloop
+        import uvloop  # noqa: F401  (fail early if missing; the processes install it)
 
-        uvloop.install()
-
+    load_before = os.getloadavg()
     f = measure_sync(args)
+    load_after = os.getloadavg()
+    f["loadavg"] = {"before": load_before, "after": load_after, "cpus": os.cpu_count()}
     goals = goals_of(f)
+    for role, text in (f.pop("profiles", None) or {}).items():
+        print(f"\ncProfile (wall time) of the {role} process, measured scenarios:\n{text}")
+    for role, text in (f.pop("py_spy", None) or {}).items():
+        print(f"\npy-spy of the {role} process, its whole life: {text}")
     print()
     print(figures_table(args, f))
+    for kind in ("throughput", "latency"):
+        if f["pipeline"][kind].get("relay_publish_timeouts"):
+            print(
+                f"note: pipeline {kind}: {f['pipeline'][kind]['relay_publish_timeouts']} relay "
+                "publishes timed out waiting for their confirm and were published again; "
+                f"the inbox dropped {f['pipeline'][kind]['duplicates_dropped_by_inbox']} "
+                "duplicates"
+            )
+    for side in ("pipeline", "baseline"):
+        achieved = f[side]["latency"]["achieved_rate"]
+        if achieved < 0.95 * args.rate:
+            print(
+                f"note: the {side}'s producing process sustained only {achieved:,.0f} of "
+                f"{args.rate:,.0f} events/s: its latencies include queueing in the bench"
+            )
     print()
     print(breakdown_table(f"latency @ {args.rate:,.0f}/s", f["pipeline"]["latency"]["stages"]))
     print()
     print(breakdown_table("throughput", f["pipeline"]["throughput"]["stages"]))
     print()
-    if "costs" in f:
-        print(costs_table(f["costs"]))
-        m = f["cost_model"]
-        print(
-            f"\nCPU per event, whole path ({args.batch}/unit of work): "
-            f"pipeline {m['pipeline_cpu_ms_per_event']:.3f} ms, "
-            f"baseline {m['baseline_cpu_ms_per_event']:.3f} ms -> CPU-bound ratio "
-            f"{m['cpu_bound_ratio']:.2f} (without pre-ping {m['cpu_bound_ratio_no_pre_ping']:.2f},"
-            f" batched inbox {m['cpu_bound_ratio_batched_inbox']:.2f}); the consumer is "
-            f"{m['consumer_share_of_pipeline_cpu']:.0%} of the pipeline's CPU. One event per "
-            f"unit of work costs {m['single_event_uow_path_cpu_ms']:.2f} ms CPU end to end: "
-            f"~{1000 / m['single_event_uow_path_cpu_ms']:,.0f} events/s per core.\n"
-        )
+    print(cpu_table(args, f))
+    cpu_tp = f["pipeline"]["throughput"]["cpu_ms_per_event"]
+    ceilings = {
+        role: 1000 / cpu_tp[role]
+        for role in ("pipeline-producer", "pipeline-consumer")
+        if cpu_tp.get(role) and not math.isnan(cpu_tp[role])
+    }
+    f["pipeline"]["throughput"]["one_core_ceiling_events_per_s"] = ceilings
+    print(
+        "\none core's worth per pipeline process at the throughput run's CPU cost: "
+        + ", ".join(f"{role} ~{v:,.0f} events/s" for role, v in ceilings.items())
+    )
+    print(
+        f"load average (1/5/15 min) before {'/'.join(f'{x:.2f}' for x in load_before)}, "
+        f"after {'/'.join(f'{x:.2f}' for x in load_after)}, on {os.cpu_count()} CPUs\n"
+    )
     payload = {"bench": "events", "args": vars(args), "goals": goals, **f}
     print("BENCH_JSON " + json.dumps(nan_to_none(payload), default=str, sort_keys=True))
     missed = not (goals["throughput_pass"] and goals["p99_pass"])
     return 1 if (missed and args.strict) else 0
-
-
-# What another job restarting PostgreSQL or RabbitMQ under the run looks like.
-TRANSIENT: tuple[type[BaseException], ...] = (
-    Incomplete,
-    ConnectionError,
-    OSError,
-    TimeoutError,
-    aiormq.exceptions.AMQPError,
-    asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.InterfaceError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CannotConnectNowError,
-    sqlalchemy.exc.DBAPIError,
-)
-
-
-def measure_sync(args: argparse.Namespace) -> dict[str, Any]:
-    """Measure, starting afresh (new database, new namespace) if the services
-    went away under the run; figures from a disturbed run are not kept."""
-    for attempt in range(1, args.attempts + 1):
-        try:
-            return asyncio.run(measure(args))
-        except TRANSIENT as exc:
-            if attempt == args.attempts:
-                raise
-            print(f"attempt {attempt} disturbed ({exc!r:.300}); starting again", file=sys.stderr)
-    raise AssertionError("unreachable")
 
 
 if __name__ == "__main__":
