@@ -7,7 +7,9 @@ from fastapi import FastAPI
 from agenthq_common.auth import KeySource
 from agenthq_common.membership import register_membership_handlers
 from agenthq_common.service import Service
+from agenthq_workspace.consumers import register_lifecycle_handlers
 from agenthq_workspace.settings import WorkspaceSettings
+from agenthq_workspace.workspaces.api import router as workspaces_router
 
 
 def bootstrap(settings: WorkspaceSettings, *, key_source: KeySource | None = None) -> Service:
@@ -18,6 +20,8 @@ def bootstrap(settings: WorkspaceSettings, *, key_source: KeySource | None = Non
         description="Workspaces inside teams.",
     )
     register_membership_handlers(service.consumer("workspace.membership"))
+    register_lifecycle_handlers(service.consumer("workspace.lifecycle"))
+    service.include_router(workspaces_router)
     return service
 
 
