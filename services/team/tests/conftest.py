@@ -46,6 +46,7 @@ async def team_bus(infra: Infrastructure, bus_namespace: str) -> AsyncIterator[B
 # (a fixture, because test modules are imported in importlib mode and cannot
 # import each other; ``kit`` is a ``TeamKit``).
 
+import asyncio  # noqa: E402
 import re  # noqa: E402
 import uuid  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
@@ -91,21 +92,33 @@ class TeamKit:
             for i in range(count)
         ]
         for person in made:
-            await self.bus.publish(
-                registry.create(
-                    "user.registered",
-                    {"user_id": person.id, "email": person.email, "name": person.name},
-                    source="agenthq/gateway",
-                    subject=f"user/{person.id}",
-                )
-            )
+            await self.announce("user.registered", person.id, email=person.email, name=person.name)
         wanted = {p.id for p in made}
 
         async def all_known() -> bool:
             return wanted <= await self.known_user_ids(wanted)
 
-        await eventually(all_known, within=15.0)
+        await eventually(all_known, within=30.0)
         return made
+
+    async def announce(self, event_type: str, user_id: uuid.UUID, *, email: str, name: str) -> None:
+        """Publish a gateway ``user.*`` event (retried while the broker reconnects)."""
+        event = registry.create(
+            event_type,
+            {"user_id": user_id, "email": email, "name": name},
+            source="agenthq/gateway",
+            subject=f"user/{user_id}",
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30.0
+        while True:
+            try:
+                await self.bus.publish(event)
+                return
+            except Exception:
+                if loop.time() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
 
     async def person(self, prefix: str = "user") -> Person:
         return (await self.people(1, prefix=prefix))[0]
@@ -216,6 +229,14 @@ class TeamKit:
             state[key] = response.json()
         state["events"] = len(await self.events(team["id"]))
         return state
+
+    @staticmethod
+    def items(body: Any) -> list[Any]:
+        """The items of a list response: a page ``{items, next_cursor}`` or a bare list."""
+        if isinstance(body, dict):
+            return body["items"]  # type: ignore[no-any-return]
+        assert isinstance(body, list), body
+        return body
 
     @staticmethod
     def error(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:

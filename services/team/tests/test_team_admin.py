@@ -87,6 +87,19 @@ async def test_bad_rename_is_422_naming_the_field(
     assert (await kit.get(f"/v1/teams/{team['id']}", owner)).json()["plan"] == "free"
 
 
+async def test_patch_without_name_changes_nothing(kit: Any) -> None:
+    """API.md: ``PATCH /v1/teams/{team_id}`` takes ``{name?}``: the name is
+    optional, so an empty patch is a valid request that changes nothing."""
+    team = await kit.team(name="Unchanged")
+    owner = uuid.UUID(team["owner_id"])
+    response = await kit.client.patch(
+        f"/v1/teams/{team['id']}", json={}, headers=kit.headers(owner)
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["name"] == "Unchanged"
+    assert (await kit.get(f"/v1/teams/{team['id']}", owner)).json()["name"] == "Unchanged"
+
+
 async def test_rename_without_token_is_401(kit: Any) -> None:
     team = await kit.team()
     response = await kit.client.patch(f"/v1/teams/{team['id']}", json={"name": "x"})

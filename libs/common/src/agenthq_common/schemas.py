@@ -33,6 +33,13 @@ class StrictModel(BaseModel):
         return value
 
 
+def refuse_null(value: Any) -> Any:
+    """For PATCH fields that may be left out but not set to null."""
+    if value is None:
+        raise ValueError("may be omitted, but not null")
+    return value
+
+
 class Page(BaseModel, Generic[T]):
     items: list[T]
     next_cursor: str | None = None

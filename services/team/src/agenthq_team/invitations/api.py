@@ -7,6 +7,14 @@ from fastapi import APIRouter, Request, Response, status
 
 from agenthq_common.authz import require
 from agenthq_common.deps import ActorDep, Uow, User, get_service
+from agenthq_common.schemas import (
+    Cursor,
+    Limit,
+    Page,
+    decode_time_id_cursor,
+    encode_time_id_cursor,
+    paginate,
+)
 from agenthq_team.invitations import service
 from agenthq_team.invitations.schemas import (
     InvitationAccept,
@@ -52,9 +60,19 @@ async def create_invitation(
     return InvitationCreated(**invitation_out(invitation).model_dump(), token=token)
 
 
-@router.get("/v1/teams/{team_id}/invitations", response_model=list[InvitationOut])
-async def list_invitations(member: CanReadMembers, uow: Uow) -> list[InvitationOut]:
-    return [invitation_out(i) for i in await service.list_for_team(uow, member.team_id)]
+@router.get("/v1/teams/{team_id}/invitations", response_model=Page[InvitationOut])
+async def list_invitations(
+    member: CanReadMembers, uow: Uow, limit: Limit = 50, cursor: Cursor = None
+) -> Page[InvitationOut]:
+    rows = await service.list_for_team(
+        uow, member.team_id, limit=limit + 1, before=decode_time_id_cursor(cursor)
+    )
+    items, next_cursor = paginate(
+        [invitation_out(i) for i in rows],
+        limit,
+        lambda i: encode_time_id_cursor(i.created_at, i.id),
+    )
+    return Page[InvitationOut](items=items, next_cursor=next_cursor)
 
 
 @router.delete(

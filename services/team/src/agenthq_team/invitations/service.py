@@ -7,7 +7,7 @@ import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 
 from agenthq_common.authz import Membership
 from agenthq_common.db import UnitOfWork
@@ -84,21 +84,29 @@ async def create(
     return invitation, token
 
 
-async def list_for_team(uow: UnitOfWork, team_id: uuid.UUID) -> list[Invitation]:
-    return list(
-        (
-            await uow.session.execute(
-                select(Invitation)
-                .where(Invitation.team_id == team_id)
-                .order_by(Invitation.created_at.desc(), Invitation.id)
-            )
-        ).scalars()
+async def list_for_team(
+    uow: UnitOfWork,
+    team_id: uuid.UUID,
+    *,
+    limit: int,
+    before: tuple[datetime, uuid.UUID] | None,
+) -> list[Invitation]:
+    """Newest first, keyset-paged by (created_at, id)."""
+    query = (
+        select(Invitation)
+        .where(Invitation.team_id == team_id)
+        .order_by(Invitation.created_at.desc(), Invitation.id.desc())
+        .limit(limit)
     )
+    if before is not None:
+        query = query.where(tuple_(Invitation.created_at, Invitation.id) < tuple_(*before))
+    return list((await uow.session.execute(query)).scalars())
 
 
 async def revoke(
     uow: UnitOfWork, actor: Actor, member: Membership, *, invitation_id: uuid.UUID
 ) -> None:
+    await lock_team(uow.session, member.team_id)
     invitation = (
         await uow.session.execute(
             select(Invitation)
@@ -128,9 +136,18 @@ async def accept(
     uow: UnitOfWork, actor: Actor, *, token: str, caller_email: str | None
 ) -> TeamMember:
     assert actor.id is not None
+    token_hash = hash_token(token)
+    team_id = await uow.session.scalar(
+        select(Invitation.team_id).where(Invitation.token_hash == token_hash)
+    )
+    if team_id is None:
+        raise NotFound("No invitation with that token", code="invitation_not_found")
+    # Team first, then the invitation: the order every other change takes
+    # (deleting the team locks it, then its invitations), so no deadlock.
+    await lock_team(uow.session, team_id)
     invitation = (
         await uow.session.execute(
-            select(Invitation).where(Invitation.token_hash == hash_token(token)).with_for_update()
+            select(Invitation).where(Invitation.token_hash == token_hash).with_for_update()
         )
     ).scalar_one_or_none()
     if invitation is None:
@@ -144,7 +161,6 @@ async def accept(
         raise Gone("The invitation was already used", code="invitation_used")
     if caller_email is None or caller_email.lower() != invitation.email:
         raise Forbidden("This invitation is for another email address", code="email_mismatch")
-    await lock_team(uow.session, invitation.team_id)  # its seat is already held
     repo = MemberRepository(uow.session)
     if await repo.get(invitation.team_id, actor.id) is not None:
         raise Conflict("You are already a member of this team", code="already_member")

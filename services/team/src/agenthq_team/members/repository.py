@@ -40,8 +40,15 @@ class MemberRepository:
         return await self.session.get(KnownUser, user_id)
 
     async def user_by_email(self, email: str) -> KnownUser | None:
+        # Two users can briefly share an email while their user.* events arrive
+        # out of order: the most recently changed one is the email's owner.
         return (
-            await self.session.execute(select(KnownUser).where(KnownUser.email == email.lower()))
+            await self.session.execute(
+                select(KnownUser)
+                .where(KnownUser.email == email.lower())
+                .order_by(KnownUser.changed_at.desc())
+                .limit(1)
+            )
         ).scalar_one_or_none()
 
     async def admin_count(self, team_id: uuid.UUID) -> int:

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Path, Response, status
 
 from agenthq_common.authz import require
 from agenthq_common.deps import ActorDep, Uow
+from agenthq_common.schemas import Cursor, Limit, Page, decode_cursor, encode_cursor, paginate
 from agenthq_team.roles import service
 from agenthq_team.roles.schemas import RoleCreate, RoleOut, RoleUpdate
 
@@ -17,9 +18,19 @@ CanDeleteRoles = require("role:delete")
 RoleName = Annotated[str, Path(min_length=1, max_length=100)]
 
 
-@router.get("", response_model=list[RoleOut])
-async def list_roles(member: CanReadRoles, uow: Uow) -> list[RoleOut]:
-    return await service.list_roles(uow, member.team_id)
+@router.get("", response_model=Page[RoleOut])
+async def list_roles(
+    member: CanReadRoles, uow: Uow, limit: Limit = 50, cursor: Cursor = None
+) -> Page[RoleOut]:
+    """The built-ins first, then the team's custom roles by name."""
+    roles = await service.list_roles(uow, member.team_id)
+    position = decode_cursor(cursor, ("name",))
+    if position is not None:
+        names = [r.name for r in roles]
+        start = names.index(position["name"]) + 1 if position["name"] in names else len(roles)
+        roles = roles[start:]
+    items, next_cursor = paginate(roles, limit, lambda r: encode_cursor({"name": r.name}))
+    return Page[RoleOut](items=items, next_cursor=next_cursor)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=RoleOut)

@@ -15,6 +15,7 @@ from agenthq_common.events import Actor
 from agenthq_team.events import emit
 from agenthq_team.models import Invitation, Role, TeamMember
 from agenthq_team.roles.schemas import RoleOut
+from agenthq_team.seats import lock_team
 
 
 async def ensure_role_exists(session: AsyncSession, team_id: uuid.UUID, name: str) -> None:
@@ -50,6 +51,9 @@ async def create_role(
 ) -> RoleOut:
     if name in BUILT_IN_ROLES:
         raise Conflict(f"{name!r} is a built-in role", code="role_exists")
+    # Role changes take the team's lock, like every change that assigns a role,
+    # so a role can never vanish between being checked and being assigned.
+    await lock_team(uow.session, team_id)
     if await uow.session.get(Role, (team_id, name)) is not None:
         raise Conflict(f"The team already has a role named {name!r}", code="role_exists")
     uow.session.add(Role(team_id=team_id, name=name, permissions=permissions))
@@ -68,6 +72,7 @@ async def create_role(
 
 async def _custom_role(uow: UnitOfWork, team_id: uuid.UUID, name: str) -> Role:
     _refuse_built_in(name)
+    await lock_team(uow.session, team_id)
     role = await uow.session.get(Role, (team_id, name), with_for_update=True)
     if role is None:
         raise NotFound(f"No role named {name!r} in this team", code="role_not_found")

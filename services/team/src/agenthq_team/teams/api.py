@@ -19,7 +19,7 @@ from agenthq_team.teams.schemas import (
     PlanChange,
     TeamCreate,
     TeamOut,
-    TeamRename,
+    TeamUpdate,
 )
 
 router = APIRouter(prefix="/v1/teams", tags=["teams"])
@@ -66,9 +66,9 @@ async def get_team(member: Member, uow: Uow) -> TeamOut:
 
 @router.patch("/{team_id}", response_model=TeamOut)
 async def rename_team(
-    body: TeamRename, member: CanUpdateTeam, uow: Uow, actor: ActorDep
+    body: TeamUpdate, member: CanUpdateTeam, uow: Uow, actor: ActorDep
 ) -> TeamOut:
-    team = await service.rename(uow, actor, member, name=body.name)
+    team = await service.update(uow, actor, member, name=body.name)
     return _out(team, await service.member_count(uow, team.id))
 
 

@@ -4,9 +4,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, StringConstraints
+from pydantic import BaseModel, StringConstraints, field_validator
 
-from agenthq_common.schemas import StrictModel
+from agenthq_common.schemas import StrictModel, refuse_null
 
 Plan = Literal["free", "pro", "enterprise"]
 TeamName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
@@ -28,8 +28,10 @@ class TeamOut(BaseModel):
     updated_at: datetime
 
 
-class TeamRename(StrictModel):
-    name: TeamName
+class TeamUpdate(StrictModel):
+    name: TeamName | None = None
+
+    _name_not_null = field_validator("name", mode="before")(refuse_null)
 
 
 class PlanChange(StrictModel):

@@ -69,8 +69,10 @@ def _require_owner(member: Membership, what: str) -> None:
         raise Forbidden(f"Only the team's owner can {what}", code="owner_only")
 
 
-async def rename(uow: UnitOfWork, actor: Actor, member: Membership, *, name: str) -> Team:
+async def update(uow: UnitOfWork, actor: Actor, member: Membership, *, name: str | None) -> Team:
     team = await lock_team(uow.session, member.team_id)
+    if name is None or name == team.name:
+        return team  # nothing to change, nothing to publish
     team.name = name
     team.updated_at = datetime.now(UTC)
     emit(uow, actor, "team.updated", team_id=team.id, subject=f"team/{team.id}", name=name)

@@ -4,9 +4,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, StringConstraints
+from pydantic import BaseModel, StringConstraints, field_validator
 
-from agenthq_common.schemas import StrictModel
+from agenthq_common.schemas import StrictModel, refuse_null
 
 WorkspaceName = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)
@@ -20,9 +20,13 @@ class WorkspaceCreate(StrictModel):
 
 
 class WorkspaceUpdate(StrictModel):
+    """Only the fields sent change; ``description: null`` clears the description."""
+
     name: WorkspaceName | None = None
     description: Description | None = None
     archived: bool | None = None
+
+    _not_null = field_validator("name", "archived", mode="before")(refuse_null)
 
 
 class WorkspaceOut(BaseModel):
