@@ -79,13 +79,15 @@ async def list_members(c: Case) -> httpx.Response:
 
 async def add_member(c: Case) -> httpx.Response:
     return await c.kit.client.post(
-        f"{c.base}/members", json={"user_id": str(c.newcomer.id)}, headers=c.h()
+        f"{c.base}/members",
+        json={"user_id": str(c.newcomer.id), "role": c.spare_role},
+        headers=c.h(),
     )
 
 
 async def change_role(c: Case) -> httpx.Response:
     return await c.kit.client.patch(
-        f"{c.base}/members/{c.target.id}", json={"role": "member"}, headers=c.h()
+        f"{c.base}/members/{c.target.id}", json={"role": c.spare_role}, headers=c.h()
     )
 
 
@@ -103,7 +105,9 @@ async def list_invitations(c: Case) -> httpx.Response:
 
 async def invite(c: Case) -> httpx.Response:
     return await c.kit.client.post(
-        f"{c.base}/invitations", json={"email": "matrix@example.com"}, headers=c.h()
+        f"{c.base}/invitations",
+        json={"email": "matrix@example.com", "role": c.spare_role},
+        headers=c.h(),
     )
 
 
@@ -117,13 +121,13 @@ async def list_roles(c: Case) -> httpx.Response:
 
 async def create_role(c: Case) -> httpx.Response:
     return await c.kit.client.post(
-        f"{c.base}/roles", json={"name": "fresh", "permissions": ["team:read"]}, headers=c.h()
+        f"{c.base}/roles", json={"name": "fresh", "permissions": []}, headers=c.h()
     )
 
 
 async def update_role(c: Case) -> httpx.Response:
     return await c.kit.client.patch(
-        f"{c.base}/roles/{c.spare_role}", json={"permissions": ["usage:read"]}, headers=c.h()
+        f"{c.base}/roles/{c.spare_role}", json={"permissions": []}, headers=c.h()
     )
 
 
@@ -173,7 +177,7 @@ PERMISSION_ROUTES = [n for n, (need, *_) in ROUTES.items() if ":" in need]
 async def setup(kit: Any, role: str | None, permissions: frozenset[str] | None = None) -> Case:
     """A fresh team; the actor has ``role`` (None: the owner; "custom": a custom
     role with ``permissions``), plus a viewer, an outsider, an invitation and
-    an unused custom role."""
+    an unused custom role that grants nothing."""
     team = await kit.team(plan="free")
     owner = uuid.UUID(team["owner_id"])
     target, newcomer, actor = await kit.people(3)
@@ -186,7 +190,9 @@ async def setup(kit: Any, role: str | None, permissions: frozenset[str] | None =
     else:
         await kit.add(team, actor, role)
     invitation = await kit.invite(team, f"pending-{uuid.uuid4().hex[:8]}@example.com")
-    await kit.create_role(team, "spare", ["team:read"])
+    # Granting nothing, it is assignable by anyone allowed to assign roles at
+    # all (nobody may grant permissions they do not hold themselves).
+    await kit.create_role(team, "spare", [])
     return Case(kit, team, actor, target, newcomer, invitation, "spare")
 
 
@@ -272,3 +278,46 @@ async def test_a_role_with_no_permissions_can_still_see_the_team_and_leave(kit: 
     for name in PERMISSION_ROUTES:
         case = await setup(kit, "custom", frozenset())
         await assert_outcome(case, name, False)
+
+
+@pytest.mark.parametrize(
+    ("holds", "call"),
+    [
+        (["member:create", "member:read"], "add_admin"),
+        (["member:create", "member:read"], "invite_admin"),
+        (["member:update", "member:read"], "promote_self"),
+        (["role:create"], "create_mighty_role"),
+        (["role:update"], "update_to_mighty_role"),
+    ],
+)
+async def test_nobody_grants_what_they_do_not_hold(kit: Any, holds: list[str], call: str) -> None:
+    case = await setup(kit, "custom", frozenset(holds))
+    c = case
+    requests = {
+        "add_admin": lambda: c.kit.client.post(
+            f"{c.base}/members",
+            json={"user_id": str(c.newcomer.id), "role": "admin"},
+            headers=c.h(),
+        ),
+        "invite_admin": lambda: c.kit.client.post(
+            f"{c.base}/invitations",
+            json={"email": "mighty@example.com", "role": "admin"},
+            headers=c.h(),
+        ),
+        "promote_self": lambda: c.kit.client.patch(
+            f"{c.base}/members/{c.actor_id}", json={"role": "admin"}, headers=c.h()
+        ),
+        "create_mighty_role": lambda: c.kit.client.post(
+            f"{c.base}/roles",
+            json={"name": "mighty", "permissions": ["billing:delete"]},
+            headers=c.h(),
+        ),
+        "update_to_mighty_role": lambda: c.kit.client.patch(
+            f"{c.base}/roles/{c.spare_role}", json={"permissions": ["team:delete"]}, headers=c.h()
+        ),
+    }
+    before = await kit.snapshot(case.team)
+    response = await requests[call]()
+    error = kit.error(response, 403, "cannot_grant")
+    assert error["details"]["missing"]
+    assert await kit.snapshot(case.team) == before

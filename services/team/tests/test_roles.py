@@ -437,12 +437,13 @@ async def test_updating_a_role_changes_what_its_members_can_do_at_once(kit: Any)
     team = await kit.team()
     owner = owner_of(team)
     await kit.create_role(team, "recruiter", ["member:read"])
+    await kit.create_role(team, "guest", [])  # grants nothing: anyone may hand it out
     person = await kit.person()
     await kit.add(team, person, "recruiter")
     path = f"/v1/teams/{team['id']}/invitations"
 
     denied = await kit.client.post(
-        path, json={"email": "a@example.com"}, headers=kit.headers(person)
+        path, json={"email": "a@example.com", "role": "guest"}, headers=kit.headers(person)
     )
     kit.error(denied, 403, "permission_denied")
     updated = await kit.client.patch(
@@ -452,7 +453,7 @@ async def test_updating_a_role_changes_what_its_members_can_do_at_once(kit: Any)
     )
     assert updated.status_code == 200
     allowed = await kit.client.post(
-        path, json={"email": "a@example.com"}, headers=kit.headers(person)
+        path, json={"email": "a@example.com", "role": "guest"}, headers=kit.headers(person)
     )
     assert allowed.status_code == 201, allowed.text
     assert allowed.json()["invited_by"] == str(person.id)
@@ -478,7 +479,7 @@ async def test_a_custom_role_with_role_permissions_manages_roles(kit: Any) -> No
     )
     assert created.status_code == 201, created.text
     patched = await kit.client.patch(
-        roles_path(team, "temp"), json={"permissions": ["team:read"]}, headers=kit.headers(person)
+        roles_path(team, "temp"), json={"permissions": ["role:create"]}, headers=kit.headers(person)
     )
     assert patched.status_code == 200, patched.text
     deleted = await kit.client.delete(roles_path(team, "temp"), headers=kit.headers(person))

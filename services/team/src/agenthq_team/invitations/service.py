@@ -16,7 +16,7 @@ from agenthq_common.events import Actor
 from agenthq_team.events import emit
 from agenthq_team.members.repository import MemberRepository
 from agenthq_team.models import Invitation, TeamMember
-from agenthq_team.roles.service import ensure_role_exists
+from agenthq_team.roles.service import ensure_assignable
 from agenthq_team.seats import claim_seat, lock_team
 
 
@@ -41,7 +41,7 @@ async def create(
 ) -> tuple[Invitation, str]:
     email = email.lower()
     team = await lock_team(uow.session, member.team_id)
-    await ensure_role_exists(uow.session, team.id, role)
+    await ensure_assignable(uow.session, member, role)
     repo = MemberRepository(uow.session)
     existing_user = await repo.user_by_email(email)
     if existing_user is not None and await repo.get(team.id, existing_user.id) is not None:

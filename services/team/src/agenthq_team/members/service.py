@@ -11,7 +11,7 @@ from agenthq_common.events import Actor
 from agenthq_team.events import emit
 from agenthq_team.members.repository import MemberRepository
 from agenthq_team.models import KnownUser, TeamMember
-from agenthq_team.roles.service import ensure_role_exists
+from agenthq_team.roles.service import ensure_assignable
 from agenthq_team.seats import claim_seat, lock_team
 
 
@@ -32,7 +32,7 @@ async def add_member(
 ) -> tuple[TeamMember, KnownUser | None]:
     repo = MemberRepository(uow.session)
     team = await lock_team(uow.session, member.team_id)
-    await ensure_role_exists(uow.session, team.id, role)
+    await ensure_assignable(uow.session, member, role)
     user = await (repo.user(user_id) if user_id is not None else repo.user_by_email(email or ""))
     if user is None:
         raise NotFound("No user with that id or email", code="user_not_found")
@@ -61,7 +61,7 @@ async def change_role(
     target = await repo.get(team.id, user_id, lock=True)
     if target is None:
         raise NotFound("No such member", code="member_not_found")
-    await ensure_role_exists(uow.session, team.id, role)
+    await ensure_assignable(uow.session, member, role)
     if role == target.role:
         return target, await repo.user(user_id)
     if user_id == team.owner_id and role != "admin":

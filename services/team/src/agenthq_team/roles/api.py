@@ -38,7 +38,7 @@ async def create_role(
     body: RoleCreate, member: CanCreateRoles, uow: Uow, actor: ActorDep
 ) -> RoleOut:
     return await service.create_role(
-        uow, actor, member.team_id, name=body.name, permissions=body.permissions
+        uow, actor, member, name=body.name, permissions=body.permissions
     )
 
 
@@ -46,9 +46,7 @@ async def create_role(
 async def update_role(
     name: RoleName, body: RoleUpdate, member: CanUpdateRoles, uow: Uow, actor: ActorDep
 ) -> RoleOut:
-    return await service.update_role(
-        uow, actor, member.team_id, name=name, permissions=body.permissions
-    )
+    return await service.update_role(uow, actor, member, name=name, permissions=body.permissions)
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)

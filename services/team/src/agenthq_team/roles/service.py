@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from agenthq_common.authz import BUILT_IN_ROLES
+from agenthq_common.authz import BUILT_IN_ROLES, Membership
 from agenthq_common.db import UnitOfWork
-from agenthq_common.errors import Conflict, NotFound, Unprocessable
+from agenthq_common.errors import Conflict, Forbidden, NotFound, Unprocessable
 from agenthq_common.events import Actor
 from agenthq_team.events import emit
 from agenthq_team.models import Invitation, Role, TeamMember
@@ -18,14 +18,32 @@ from agenthq_team.roles.schemas import RoleOut
 from agenthq_team.seats import lock_team
 
 
-async def ensure_role_exists(session: AsyncSession, team_id: uuid.UUID, name: str) -> None:
-    if name in BUILT_IN_ROLES or await session.get(Role, (team_id, name)) is not None:
-        return
-    raise Unprocessable(
-        f"No role named {name!r} in this team",
-        code="unknown_role",
-        details=[{"field": "role", "in": "body", "message": "unknown role"}],
-    )
+async def ensure_assignable(session: AsyncSession, member: Membership, name: str) -> None:
+    """``name`` exists in the team, and ``member`` holds every permission it
+    grants: nobody can hand out more than they have (a custom role with
+    ``member:update`` cannot make its holder an admin)."""
+    if name in BUILT_IN_ROLES:
+        granted = BUILT_IN_ROLES[name]
+    else:
+        role = await session.get(Role, (member.team_id, name))
+        if role is None:
+            raise Unprocessable(
+                f"No role named {name!r} in this team",
+                code="unknown_role",
+                details=[{"field": "role", "in": "body", "message": "unknown role"}],
+            )
+        granted = frozenset(role.permissions)
+    ensure_can_grant(member, granted)
+
+
+def ensure_can_grant(member: Membership, permissions: frozenset[str] | list[str]) -> None:
+    missing = sorted(set(permissions) - member.permissions)
+    if missing:
+        raise Forbidden(
+            "You cannot grant permissions you do not have yourself",
+            code="cannot_grant",
+            details={"missing": missing},
+        )
 
 
 async def list_roles(uow: UnitOfWork, team_id: uuid.UUID) -> list[RoleOut]:
@@ -47,10 +65,12 @@ def _refuse_built_in(name: str) -> None:
 
 
 async def create_role(
-    uow: UnitOfWork, actor: Actor, team_id: uuid.UUID, *, name: str, permissions: list[str]
+    uow: UnitOfWork, actor: Actor, member: Membership, *, name: str, permissions: list[str]
 ) -> RoleOut:
+    team_id = member.team_id
     if name in BUILT_IN_ROLES:
         raise Conflict(f"{name!r} is a built-in role", code="role_exists")
+    ensure_can_grant(member, permissions)
     # Role changes take the team's lock, like every change that assigns a role,
     # so a role can never vanish between being checked and being assigned.
     await lock_team(uow.session, team_id)
@@ -80,8 +100,10 @@ async def _custom_role(uow: UnitOfWork, team_id: uuid.UUID, name: str) -> Role:
 
 
 async def update_role(
-    uow: UnitOfWork, actor: Actor, team_id: uuid.UUID, *, name: str, permissions: list[str]
+    uow: UnitOfWork, actor: Actor, member: Membership, *, name: str, permissions: list[str]
 ) -> RoleOut:
+    team_id = member.team_id
+    ensure_can_grant(member, permissions)
     role = await _custom_role(uow, team_id, name)
     role.permissions = permissions
     role.updated_at = datetime.now(UTC)
