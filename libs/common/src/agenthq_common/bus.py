@@ -300,6 +300,7 @@ class Bus:
             delay_ms=self.retry_delay_ms(attempt),
             error=repr(exc),
             message_id=message.message_id,
+            exc_info=exc,
         )
         retry = aio_pika.Message(
             message.body,

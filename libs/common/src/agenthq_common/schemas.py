@@ -8,7 +8,7 @@ import binascii
 import json
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
@@ -82,8 +82,12 @@ def decode_time_id_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | No
     if values is None:
         return None
     try:
-        return datetime.fromisoformat(values["t"]), uuid.UUID(values["id"])
-    except (TypeError, ValueError, AttributeError) as exc:  # forged cursors of any shape
+        at = datetime.fromisoformat(values["t"])
+        if at.tzinfo is None:
+            raise ValueError("naive time")
+        # In UTC, as the database compares it; out-of-range times are forgeries.
+        return at.astimezone(UTC), uuid.UUID(values["id"])
+    except (TypeError, ValueError, AttributeError, OverflowError) as exc:  # forged cursors
         raise _bad_cursor() from exc
 
 

@@ -11,6 +11,8 @@ from agenthq_workspace.workspaces import service
 
 
 def register_lifecycle_handlers(consumer: EventConsumer) -> None:
+    # Registered after the read model's handlers on the same consumer: the
+    # team is marked deleted first, in the same transaction.
     @consumer.on("team.deleted")
     async def forget_team(event: CloudEvent, data: Any, uow: UnitOfWork) -> None:
         # The deletions are the team owner's doing: they carry the owner as actor.

@@ -19,8 +19,11 @@ def bootstrap(settings: WorkspaceSettings, *, key_source: KeySource | None = Non
         title="AgentHQ workspace service",
         description="Workspaces inside teams.",
     )
-    register_membership_handlers(service.consumer("workspace.membership"))
-    register_lifecycle_handlers(service.consumer("workspace.lifecycle"))
+    # One queue: a team's deletion marks the read model and deletes its
+    # workspaces in one transaction, so no request sees one without the other.
+    membership = service.consumer("workspace.membership")
+    register_membership_handlers(membership)
+    register_lifecycle_handlers(membership)
     service.include_router(workspaces_router)
     return service
 

@@ -6,6 +6,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from agenthq_common.membership import rm_teams
 from agenthq_workspace.models import Workspace
 
 
@@ -46,12 +47,26 @@ class WorkspaceRepository:
             )
         return list((await self.session.execute(query)).scalars())
 
-    async def ids_of_team(self, team_id: uuid.UUID) -> list[uuid.UUID]:
-        return list(
-            (
-                await self.session.execute(select(Workspace.id).where(Workspace.team_id == team_id))
-            ).scalars()
+    async def delete_team(self, team_id: uuid.UUID) -> list[uuid.UUID]:
+        """Delete every workspace of the team; the ids of those deleted."""
+        result = await self.session.execute(
+            delete(Workspace)
+            .where(Workspace.team_id == team_id)
+            .returning(Workspace.id)
+            .execution_options(synchronize_session=False)
         )
+        return list(result.scalars())
 
-    async def delete_team(self, team_id: uuid.UUID) -> None:
-        await self.session.execute(delete(Workspace).where(Workspace.team_id == team_id))
+    async def team_deleted(self, team_id: uuid.UUID) -> bool | None:
+        """Whether the read model has the team as deleted (None: not seen yet).
+
+        FOR SHARE: a create holds the team's read-model row until it commits,
+        and the deletion (which updates that row) waits for it, or the create
+        waits for the deletion and sees it. Either way no workspace outlives
+        its team."""
+        deleted: bool | None = await self.session.scalar(
+            select(rm_teams.c.deleted)
+            .where(rm_teams.c.team_id == team_id)
+            .with_for_update(read=True)
+        )
+        return deleted

@@ -119,9 +119,7 @@ async def delete(
 
 async def forget_team(uow: UnitOfWork, actor: Actor, team_id: uuid.UUID) -> int:
     """The team is gone: so are its workspaces, each with its deletion event."""
-    repo = WorkspaceRepository(uow.session)
-    ids = await repo.ids_of_team(team_id)
-    await repo.delete_team(team_id)
+    ids = await WorkspaceRepository(uow.session).delete_team(team_id)
     for workspace_id in ids:
         uow.publish(
             registry.create(
