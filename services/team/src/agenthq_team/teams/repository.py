@@ -10,10 +10,14 @@ from sqlalchemy.orm import aliased
 from agenthq_team.models import Team, TeamMember
 
 
-def _member_count():  # type: ignore[no-untyped-def]
-    """The number of members of the outer query's team, as a correlated subquery."""
+def _member_count_of_outer_team():  # type: ignore[no-untyped-def]
     counted = aliased(TeamMember)
     return select(func.count()).where(counted.team_id == Team.id).correlate(Team).scalar_subquery()
+
+
+# Built once: a new alias per call would cost more than the query and defeat
+# SQLAlchemy's statement cache.
+MEMBER_COUNT = _member_count_of_outer_team()
 
 
 class TeamRepository:
@@ -30,7 +34,7 @@ class TeamRepository:
     async def get_for_member(
         self, team_id: uuid.UUID, user_id: uuid.UUID
     ) -> tuple[Team, int] | None:
-        member_count = _member_count()
+        member_count = MEMBER_COUNT
         row = (
             await self.session.execute(
                 select(Team, member_count)
@@ -43,7 +47,7 @@ class TeamRepository:
     async def list_for_member(
         self, user_id: uuid.UUID, *, limit: int, after: tuple[datetime, uuid.UUID] | None
     ) -> list[tuple[Team, int]]:
-        member_count = _member_count()
+        member_count = MEMBER_COUNT
         query = (
             select(Team, member_count)
             .join(TeamMember, TeamMember.team_id == Team.id)
