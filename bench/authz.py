@@ -166,7 +166,7 @@ async def bench_gateway(requests: int) -> dict[str, dict[str, float]]:
         "AGENTHQ_BROKER_URL": BROKER,
         "AGENTHQ_REDIS_URL": REDIS,
         "AGENTHQ_BUS_NAMESPACE": f"bench-{run}.",
-        "AGENTHQ_LOG_LEVEL": "WARNING",
+        "AGENTHQ_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
     }
     urls = {s: f"{POSTGRES}/agenthq_{s}_bench{run}" for s in SERVICES}
     for service, url in urls.items():
