@@ -22,7 +22,7 @@ from agenthq_common.events import Actor, CloudEvent, registry
 from agenthq_common.plumbing import inbox
 from agenthq_common.service import Service
 from agenthq_common.testing.infra import Infrastructure
-from agenthq_common.testing.plugin import Databases, eventually, serve_in_process
+from agenthq_common.testing.plugin import Databases, all_pages, eventually, serve_in_process
 from agenthq_common.testing.tokens import TestSigner
 
 ACTIVITY_CLIENT_ADDRESS = ("198.51.100.7", 4321)
@@ -176,23 +176,7 @@ class ActivityHarness:
         self, team_id: uuid.UUID, user: uuid.UUID, **params: Any
     ) -> tuple[list[dict[str, Any]], int]:
         """Every item of a listing, following next_cursor; and the number of pages."""
-        items: list[dict[str, Any]] = []
-        cursor: str | None = None
-        pages = 0
-        while True:
-            query = dict(params)
-            if cursor is not None:
-                query["cursor"] = cursor
-            response = await self.get(team_id, user, **query)
-            assert response.status_code == 200, response.text
-            page = response.json()
-            assert set(page) == {"items", "next_cursor"}
-            items.extend(page["items"])
-            pages += 1
-            cursor = page["next_cursor"]
-            if cursor is None:
-                return items, pages
-            assert pages < 50, "pagination does not end"
+        return await all_pages(lambda query: self.get(team_id, user, **query), params)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from agenthq_common.events import Actor, CloudEvent, registry
 from agenthq_common.plumbing import inbox, outbox
 from agenthq_common.service import Service
 from agenthq_common.testing.infra import Infrastructure
-from agenthq_common.testing.plugin import Databases, eventually, serve_in_process
+from agenthq_common.testing.plugin import Databases, all_pages, eventually, serve_in_process
 from agenthq_common.testing.tokens import TestSigner
 from agenthq_workspace.main import bootstrap
 from agenthq_workspace.models import Workspace
@@ -340,23 +340,7 @@ class WorkspaceHarness:
         self, team_id: uuid.UUID, user: uuid.UUID, **params: Any
     ) -> tuple[list[dict[str, Any]], int]:
         """Every item of a listing, following next_cursor; and the number of pages."""
-        items: list[dict[str, Any]] = []
-        cursor: str | None = None
-        pages = 0
-        while True:
-            query = dict(params)
-            if cursor is not None:
-                query["cursor"] = cursor
-            response = await self.list(team_id, user, **query)
-            assert response.status_code == 200, response.text
-            page = response.json()
-            assert set(page) == {"items", "next_cursor"}
-            items.extend(page["items"])
-            pages += 1
-            cursor = page["next_cursor"]
-            if cursor is None:
-                return items, pages
-            assert pages < 100, "pagination does not end"
+        return await all_pages(lambda query: self.list(team_id, user, **query), params)
 
     # -- what the service stored and published ---------------------------------
 

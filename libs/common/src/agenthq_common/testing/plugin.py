@@ -156,3 +156,32 @@ async def serve_in_process(
             yield client
     finally:
         await service.stop()
+
+
+async def all_pages(
+    fetch: Callable[[dict[str, Any]], Awaitable[httpx.Response]],
+    params: dict[str, Any] | None = None,
+    *,
+    max_pages: int = 100,
+) -> tuple[list[dict[str, Any]], int]:
+    """Every item of a listing, following ``next_cursor``; and the number of pages.
+
+    ``fetch(query)`` makes one request with those query parameters.
+    """
+    items: list[dict[str, Any]] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        query = dict(params or {})
+        if cursor is not None:
+            query["cursor"] = cursor
+        response = await fetch(query)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        assert set(page) == {"items", "next_cursor"}
+        items.extend(page["items"])
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return items, pages
+        assert pages < max_pages, "pagination does not end"
