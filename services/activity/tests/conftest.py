@@ -21,7 +21,6 @@ from agenthq_common.bus import Bus
 from agenthq_common.events import Actor, CloudEvent, registry
 from agenthq_common.plumbing import inbox
 from agenthq_common.service import Service
-from agenthq_common.testing.infra import Infrastructure
 from agenthq_common.testing.plugin import Databases, all_pages, eventually, serve_in_process
 from agenthq_common.testing.tokens import TestSigner
 
@@ -43,14 +42,9 @@ async def activity_client(activity_service: Service) -> AsyncIterator[httpx.Asyn
 
 
 @pytest.fixture(scope="session")
-async def activity_bus(
-    infra: Infrastructure, bus_namespace: str, activity_client: httpx.AsyncClient
-) -> AsyncIterator[Bus]:
+async def activity_bus(event_bus: Bus, activity_client: httpx.AsyncClient) -> Bus:
     """Publishes onto the exchange the service consumes from (its queues exist by now)."""
-    bus = Bus(infra.broker_url, namespace=bus_namespace)
-    await bus.connect()
-    yield bus
-    await bus.close()
+    return event_bus
 
 
 USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) agenthq-tests"

@@ -11,7 +11,6 @@ import pytest
 
 from agenthq_common.bus import Bus
 from agenthq_common.service import Service
-from agenthq_common.testing.infra import Infrastructure
 from agenthq_common.testing.plugin import Databases, serve_in_process
 from agenthq_team.main import bootstrap
 from agenthq_team.settings import TeamSettings
@@ -34,12 +33,9 @@ async def team_client(team_service: Service) -> AsyncIterator[httpx.AsyncClient]
 
 
 @pytest.fixture
-async def team_bus(infra: Infrastructure, bus_namespace: str) -> AsyncIterator[Bus]:
+async def team_bus(event_bus: Bus) -> Bus:
     """A connection of the test's own to the service's broker namespace."""
-    bus = Bus(infra.broker_url, namespace=bus_namespace)
-    await bus.connect()
-    yield bus
-    await bus.close()
+    return event_bus
 
 
 # --- Shared helpers of the members/invitations/roles/permissions tests --------
@@ -256,11 +252,8 @@ class TeamKit:
 
 
 @pytest.fixture(scope="session")
-async def kit_bus(infra: Infrastructure, bus_namespace: str) -> AsyncIterator[Bus]:
-    bus = Bus(infra.broker_url, namespace=bus_namespace)
-    await bus.connect()
-    yield bus
-    await bus.close()
+async def kit_bus(event_bus: Bus) -> Bus:
+    return event_bus
 
 
 @pytest.fixture

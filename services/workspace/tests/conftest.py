@@ -21,7 +21,6 @@ from agenthq_common.bus import Bus
 from agenthq_common.events import Actor, CloudEvent, registry
 from agenthq_common.plumbing import inbox, outbox
 from agenthq_common.service import Service
-from agenthq_common.testing.infra import Infrastructure
 from agenthq_common.testing.plugin import Databases, all_pages, eventually, serve_in_process
 from agenthq_common.testing.tokens import TestSigner
 from agenthq_workspace.main import bootstrap
@@ -68,14 +67,9 @@ async def workspace_client(workspace_service: Service) -> AsyncIterator[httpx.As
 
 
 @pytest.fixture(scope="session")
-async def workspace_bus(
-    infra: Infrastructure, bus_namespace: str, workspace_client: httpx.AsyncClient
-) -> AsyncIterator[Bus]:
+async def workspace_bus(event_bus: Bus, workspace_client: httpx.AsyncClient) -> Bus:
     """Publishes onto the exchange the service consumes from (its queues exist by now)."""
-    bus = Bus(infra.broker_url, namespace=bus_namespace)
-    await bus.connect()
-    yield bus
-    await bus.close()
+    return event_bus
 
 
 @dataclass

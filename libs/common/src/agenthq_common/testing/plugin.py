@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 import pytest
 
+from agenthq_common.bus import Bus
 from agenthq_common.testing.infra import (
     Infrastructure,
     InfrastructureUnavailable,
@@ -185,3 +186,13 @@ async def all_pages(
         if cursor is None:
             return items, pages
         assert pages < max_pages, "pagination does not end"
+
+
+@pytest.fixture(scope="session")
+async def event_bus(infra: Infrastructure, bus_namespace: str) -> AsyncIterator[Bus]:
+    """The tests' own connection to the run's broker namespace, to publish
+    events as other services would and to watch what services publish."""
+    bus = Bus(infra.broker_url, namespace=bus_namespace)
+    await bus.connect()
+    yield bus
+    await bus.close()
