@@ -102,13 +102,41 @@ class RemoteJwks:
 
 
 class TokenVerifier:
-    def __init__(self, keys: KeySource, *, issuer: str, audience: str, algorithm: str) -> None:
+    """Verifies access tokens, remembering the ones it has verified until they
+    expire: a client sends the same token with every request for its 15
+    minutes, and checking a signature costs more than the rest of a small
+    request's authorization. (A key retired meanwhile does not evict them:
+    retiring is for rotation, and the tokens expire within the TTL anyway.)"""
+
+    def __init__(
+        self,
+        keys: KeySource,
+        *,
+        issuer: str,
+        audience: str,
+        algorithm: str,
+        cache_size: int = 10_000,
+    ) -> None:
         self.keys = keys
         self.issuer = issuer
         self.audience = audience
         self.algorithm = algorithm
+        self.cache_size = cache_size
+        self._verified: dict[str, tuple[float, CurrentUser]] = {}
 
     async def verify(self, token: str) -> CurrentUser:
+        cached = self._verified.get(token)
+        if cached is not None:
+            if cached[0] > time.time():
+                return cached[1]
+            del self._verified[token]
+        user = await self._verify(token)
+        if len(self._verified) >= self.cache_size:
+            self._verified.clear()
+        self._verified[token] = (float(user.claims["exp"]), user)
+        return user
+
+    async def _verify(self, token: str) -> CurrentUser:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import httpx
 from fastapi import APIRouter, Request
 from starlette.background import BackgroundTask
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from agenthq_common.auth import bearer_token
 from agenthq_common.errors import BadGateway, GatewayTimeout, NotFound, ServiceUnavailable
@@ -36,6 +36,8 @@ ROUTES: list[tuple[re.Pattern[str], str]] = [
 # Routes a service authenticates itself, with credentials that are not user
 # tokens (producers posting usage events use a service credential).
 SERVICE_AUTHENTICATED: set[tuple[str, str]] = {("POST", "/v1/usage/events")}
+
+SMALL_BODY = 64 * 1024  # bytes: answers up to this size are passed on whole
 
 HOP_BY_HOP = {
     "connection",
@@ -118,7 +120,7 @@ class Upstreams:
         nets = [ipaddress.ip_network(n, strict=False) for n in trusted_proxies]
         return cls(urls, client, nets)
 
-    async def forward(self, request: Request, service: str) -> StreamingResponse:
+    async def forward(self, request: Request, service: str) -> Response:
         base = self.urls[service].rstrip("/")
         dropped = _drop_on_hop(request.headers.getlist("connection"))
         dropped |= {"x-forwarded-for", "x-request-id"}  # replaced below
@@ -159,18 +161,32 @@ class Upstreams:
             raise BadGateway(f"The {service} service failed to answer") from exc
         dropped = _drop_on_hop(response.headers.get_list("connection"))
         dropped |= {"server", "date", "x-request-id"}
-        proxied = StreamingResponse(
-            response.aiter_raw(),
-            status_code=response.status_code,
-            background=BackgroundTask(response.aclose),
-        )
         # A list, not a dict: repeated headers (Set-Cookie) must stay separate.
-        proxied.raw_headers = [
+        raw_headers = [
             (k.encode("latin-1"), v.encode("latin-1"))
             for k, v in response.headers.multi_items()
             if k.lower() not in dropped
         ]
-        return proxied
+        length = response.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) <= SMALL_BODY:
+            # Most API answers are small: read them whole and skip the
+            # streaming machinery (a task and a background close per response).
+            try:
+                # Raw bytes: the body goes on as encoded (gzip stays gzip).
+                body = b"".join([chunk async for chunk in response.aiter_raw()])
+            finally:
+                await response.aclose()
+            proxied: Response = Response(content=body, status_code=response.status_code)
+            proxied.raw_headers = [h for h in raw_headers if h[0].lower() != b"content-length"]
+            proxied.raw_headers.append((b"content-length", str(len(body)).encode()))
+            return proxied
+        streamed = StreamingResponse(
+            response.aiter_raw(),
+            status_code=response.status_code,
+            background=BackgroundTask(response.aclose),
+        )
+        streamed.raw_headers = raw_headers
+        return streamed
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -180,7 +196,7 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.api_route("/v1/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
-async def proxy(request: Request) -> StreamingResponse:
+async def proxy(request: Request) -> Response:
     service = None if has_dot_segments(request.url.path) else route_for(request.url.path)
     if service is None:
         raise NotFound(f"No route for {request.method} {request.url.path}", code="route_not_found")
