@@ -63,6 +63,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import contextvars
 import cProfile
 import io
 import json
@@ -105,6 +106,8 @@ POSTGRES_URL = os.environ.get(
 BROKER_URL = os.environ.get("AGENTHQ_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 EVENT_TYPE = "team.updated"
+# (start, ids) of the relay pass running in the current task.
+_PASS: contextvars.ContextVar[tuple[float, list[str]]] = contextvars.ContextVar("relay_pass")
 CONSUMER_QUEUE = "bench.events"
 THROUGHPUT_RATIO_GOAL = 0.60
 P99_GOAL_MS = 20.0
@@ -325,8 +328,6 @@ class Stages:
         self.pass_end: dict[str, float] = {}
         self.passes: list[tuple[float, float, int]] = []  # (start, end, rows claimed)
         self.errors: dict[str, int] = {}  # failed publishes by exception type
-        self._current = 0.0
-        self._current_ids: list[str] = []
         self._pass_done = asyncio.Event()
 
     def clear(self) -> None:
@@ -339,11 +340,16 @@ class Stages:
         relay_once = relay.relay_once
         publish_many = bus.publish_many
 
-        async def timed_relay_once() -> int:
-            start = self._current = clock()
+        async def timed_relay_once(lane: int = 0) -> int:
+            # The relay runs several passes at once (lanes): each pass's
+            # publishes are attributed to it through a context variable.
+            start = clock()
             current: list[str] = []
-            self._current_ids = current
-            claimed = await relay_once()
+            token = _PASS.set((start, current))
+            try:
+                claimed = await relay_once(lane)
+            finally:
+                _PASS.reset(token)
             end = clock()  # the claim/mark transaction has committed
             if claimed:
                 self.passes.append((start, end, claimed))
@@ -361,11 +367,12 @@ class Stages:
             for error in filter(None, results):
                 name = type(error).__name__
                 self.errors[name] = self.errors.get(name, 0) + 1
+            pass_start, pass_ids = _PASS.get()
             for _, _, mid in events:
-                self.pass_start[mid] = self._current
+                self.pass_start[mid] = pass_start
                 self.publish_start[mid] = start
                 self.confirmed[mid] = end
-                self._current_ids.append(mid)
+                pass_ids.append(mid)
             return results
 
         relay.relay_once = timed_relay_once  # type: ignore[method-assign]

@@ -54,6 +54,7 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_interval: float = 1.0,
         keep_published: timedelta = timedelta(days=1),
+        lanes: int = 2,
     ) -> None:
         self.dsn = asyncpg_dsn(db.url)
         self.bus = bus
@@ -61,24 +62,25 @@ class OutboxRelay:
         self.poll_interval = poll_interval
         self.keep_published = keep_published
         self._wake = asyncio.Event()
+        self.lanes = lanes
         self._listener: asyncpg.Connection | None = None
-        self._conn: asyncpg.Connection | None = None
+        self._conns: dict[int, asyncpg.Connection] = {}
 
     def wake(self) -> None:
         self._wake.set()
 
-    async def _connection(self) -> asyncpg.Connection:
-        if self._conn is None or self._conn.is_closed():
+    async def _connection(self, lane: int = 0) -> asyncpg.Connection:
+        conn = self._conns.get(lane)
+        if conn is None or conn.is_closed():
             # Losing a commit of the relay in a crash only means publishing its
             # rows again, which consumers tolerate: no need to wait for the disk.
-            self._conn = await asyncpg.connect(
-                self.dsn, server_settings={"synchronous_commit": "off"}
-            )
-        return self._conn
+            conn = await asyncpg.connect(self.dsn, server_settings={"synchronous_commit": "off"})
+            self._conns[lane] = conn
+        return conn
 
-    async def relay_once(self) -> int:
+    async def relay_once(self, lane: int = 0) -> int:
         """Publish one batch of unpublished rows; returns how many were claimed."""
-        conn = await self._connection()
+        conn = await self._connection(lane)
         try:
             async with conn.transaction():
                 rows = await conn.fetch(_CLAIM, self.batch_size)
@@ -98,8 +100,7 @@ class OutboxRelay:
                         _MARK_FAILED, [s for s, _ in failed], repr(failed[0][1])[:500]
                     )
         except (asyncpg.PostgresConnectionError, OSError):
-            await self._close(self._conn)
-            self._conn = None
+            await self._close(self._conns.pop(lane, None))
             raise
         OUTBOX_PUBLISHED.inc(len(sent))
         if failed:
@@ -108,40 +109,55 @@ class OutboxRelay:
         return len(rows)
 
     async def run(self) -> None:
-        """Relay until cancelled."""
+        """Relay until cancelled.
+
+        ``lanes`` passes run at once, each on its own connection: while one
+        waits for the broker's confirms, another already claims what was
+        committed meanwhile (``SKIP LOCKED`` keeps their rows apart), so an
+        event never waits for a whole pass that started before it.
+        """
         listen = asyncio.create_task(self._listen_forever(), name="outbox-listen")
+        lanes = [
+            asyncio.create_task(self._lane(n), name=f"outbox-lane-{n}") for n in range(self.lanes)
+        ]
+        try:
+            await asyncio.gather(*lanes)
+        finally:
+            for task in (listen, *lanes):
+                task.cancel()
+            for task in (listen, *lanes):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await self._close(self._listener)
+            self._listener = None
+            for lane in list(self._conns):
+                await self._close(self._conns.pop(lane))
+
+    async def _lane(self, lane: int) -> None:
         purge_every = 60.0
         loop = asyncio.get_running_loop()
         next_purge = loop.time() + purge_every
-        try:
-            while True:
-                self._wake.clear()
-                try:
-                    claimed = await self.relay_once()
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    log.warning("outbox relay pass failed", error=repr(exc))
-                    claimed = 0
-                    await asyncio.sleep(self.poll_interval)
-                if claimed >= self.batch_size:
-                    continue  # more is waiting: do not sleep
-                if loop.time() >= next_purge:
-                    next_purge = loop.time() + purge_every
-                    await self._purge()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-        finally:
-            listen.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listen
-            await self._close(self._listener)
-            await self._close(self._conn)
-            self._listener = self._conn = None
+        while True:
+            self._wake.clear()
+            try:
+                claimed = await self.relay_once(lane)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("outbox relay pass failed", error=repr(exc))
+                claimed = 0
+                await asyncio.sleep(self.poll_interval)
+            if claimed >= self.batch_size:
+                continue  # more is waiting: do not sleep
+            if lane == 0 and loop.time() >= next_purge:
+                next_purge = loop.time() + purge_every
+                await self._purge()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
 
     async def _purge(self) -> None:
         try:
-            conn = await self._connection()
+            conn = await self._connection(0)
             await conn.execute(_PURGE, self.keep_published.total_seconds())
         except Exception as exc:
             log.warning("outbox purge failed", error=repr(exc))
