@@ -38,6 +38,7 @@ from agenthq_common.auth import CurrentUser
 from agenthq_common.db import Database
 from agenthq_common.membership import ReadModelResolver, membership_metadata
 from agenthq_common.migrations import create_database_if_missing, drop_database, upgrade
+from agenthq_common.testing.infra import delete_bus_namespace
 from agenthq_devctl.services import SERVICES
 from agenthq_devctl.supervisor import Stack
 
@@ -219,6 +220,7 @@ async def bench_gateway(requests: int) -> dict[str, dict[str, float]]:
         await stack.stop()
         for url in urls.values():
             await drop_database(url)
+        await delete_bus_namespace(BROKER, env["AGENTHQ_BUS_NAMESPACE"])
 
 
 def show(title: str, results: dict[str, dict[str, float]], baseline: str) -> None:
