@@ -19,9 +19,14 @@ from agenthq_activity.models import ActivityLog
 from agenthq_activity.settings import ActivitySettings
 from agenthq_common.bus import Bus
 from agenthq_common.events import Actor, CloudEvent, registry
-from agenthq_common.plumbing import inbox
 from agenthq_common.service import Service
-from agenthq_common.testing.plugin import Databases, all_pages, eventually, serve_in_process
+from agenthq_common.testing.plugin import (
+    Databases,
+    all_pages,
+    eventually,
+    serve_in_process,
+    wait_applied,
+)
 from agenthq_common.testing.tokens import TestSigner
 
 ACTIVITY_CLIENT_ADDRESS = ("198.51.100.7", 4321)
@@ -140,22 +145,9 @@ class ActivityHarness:
 
         await eventually(refused, within=15.0)
 
-    async def wait_applied(self, queue: str, *events: CloudEvent) -> None:
+    async def wait_applied(self, queue: str, *events: CloudEvent, within: float = 15.0) -> None:
         """Until ``queue``'s consumer has committed every one of ``events``."""
-        wanted = {e.id for e in events}
-
-        async def applied() -> bool:
-            async with self.service.db.engine.connect() as conn:
-                found = (
-                    await conn.execute(
-                        select(inbox.c.event_id).where(
-                            inbox.c.consumer == queue, inbox.c.event_id.in_(wanted)
-                        )
-                    )
-                ).scalars()
-                return set(found) == wanted
-
-        await eventually(applied, within=15.0)
+        await wait_applied(self.service.db, queue, *events, within=within)
 
     async def rows(self, **where: Any) -> list[Any]:
         """activity_logs rows (straight from the database) matching ``where``."""

@@ -19,9 +19,15 @@ from sqlalchemy import func, select
 
 from agenthq_common.bus import Bus
 from agenthq_common.events import Actor, CloudEvent, registry
-from agenthq_common.plumbing import inbox, outbox
+from agenthq_common.plumbing import outbox
 from agenthq_common.service import Service
-from agenthq_common.testing.plugin import Databases, all_pages, eventually, serve_in_process
+from agenthq_common.testing.plugin import (
+    Databases,
+    all_pages,
+    eventually,
+    serve_in_process,
+    wait_applied,
+)
 from agenthq_common.testing.tokens import TestSigner
 from agenthq_workspace.main import bootstrap
 from agenthq_workspace.models import Workspace
@@ -136,20 +142,7 @@ class WorkspaceHarness:
 
     async def wait_applied(self, queue: str, *events: CloudEvent, within: float = 20.0) -> None:
         """Until ``queue``'s consumer has committed every one of ``events``."""
-        wanted = {e.id for e in events}
-
-        async def applied() -> bool:
-            async with self.service.db.engine.connect() as conn:
-                found = (
-                    await conn.execute(
-                        select(inbox.c.event_id).where(
-                            inbox.c.consumer == queue, inbox.c.event_id.in_(wanted)
-                        )
-                    )
-                ).scalars()
-                return set(found) == wanted
-
-        await eventually(applied, within=within)
+        await wait_applied(self.service.db, queue, *events, within=within)
 
     async def create_team(
         self,

@@ -16,8 +16,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from agenthq_common.bus import Bus
+from agenthq_common.db import Database
+from agenthq_common.events.envelope import CloudEvent
+from agenthq_common.plumbing import inbox
 from agenthq_common.testing.infra import (
     Infrastructure,
     InfrastructureUnavailable,
@@ -196,3 +200,22 @@ async def event_bus(infra: Infrastructure, bus_namespace: str) -> AsyncIterator[
     await bus.connect()
     yield bus
     await bus.close()
+
+
+async def wait_applied(
+    db: Database, consumer: str, *events: CloudEvent, within: float = 20.0
+) -> None:
+    """Until ``consumer`` (its queue name, without namespace) has committed every
+    one of ``events``: its inbox holds their ids."""
+    wanted = {e.id for e in events}
+
+    async def applied() -> bool:
+        async with db.engine.connect() as conn:
+            found = await conn.execute(
+                select(inbox.c.event_id).where(
+                    inbox.c.consumer == consumer, inbox.c.event_id.in_(wanted)
+                )
+            )
+            return set(found.scalars()) == wanted
+
+    await eventually(applied, within=within)
