@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from agenthq_activity.main import bootstrap
-from agenthq_activity.models import ActivityLog
+from agenthq_activity.models import activity_logs
 from agenthq_activity.settings import ActivitySettings
 from agenthq_common.bus import Bus
 from agenthq_common.events import Actor, CloudEvent, registry
@@ -37,7 +37,11 @@ async def activity_service(
     databases: Databases, settings_for: Callable[..., Any], signer: TestSigner
 ) -> Service:
     url = await databases.fresh("activity")
-    return bootstrap(settings_for(ActivitySettings, database_url=url), key_source=signer.keys)
+    return bootstrap(
+        settings_for(ActivitySettings, database_url=url),
+        key_source=signer.keys,
+        run_retention=False,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -151,7 +155,7 @@ class ActivityHarness:
 
     async def rows(self, **where: Any) -> list[Any]:
         """activity_logs rows (straight from the database) matching ``where``."""
-        table = ActivityLog.__table__
+        table = activity_logs
         query = select(table)
         for column, value in where.items():
             query = query.where(table.c[column] == value)

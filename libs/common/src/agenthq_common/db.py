@@ -50,6 +50,15 @@ class Database:
             else:
                 await uow.commit()
 
+    @asynccontextmanager
+    async def driver_connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled asyncpg connection of its own, outside any unit of work: for
+        long reads that pick their own transaction (exports, verifications)
+        and for DDL that must not run inside a caller's transaction."""
+        async with self.engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            yield raw.driver_connection  # type: ignore[misc]
+
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))

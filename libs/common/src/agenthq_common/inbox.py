@@ -10,6 +10,7 @@ ack, the producer's relay publishing twice) finds the row and does nothing.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -34,8 +35,14 @@ log = get_logger(__name__)
 _RECORD = insert(inbox).on_conflict_do_nothing().returning(inbox.c.event_id)
 
 EventHandler = Callable[[CloudEvent, BaseModel | None, UnitOfWork], Awaitable[None]]
+ParsedEvent = tuple[CloudEvent, BaseModel | None]
+# Gets every new event of a batch that matches its patterns, in delivery order,
+# inside the batch's transaction: for consumers whose writes are cheaper as one
+# statement per batch than one per event (the activity log).
+BatchEventHandler = Callable[[list[ParsedEvent], UnitOfWork], Awaitable[None]]
 
 
+@functools.lru_cache(maxsize=4096)
 def topic_matches(pattern: str, routing_key: str) -> bool:
     """AMQP topic matching: ``*`` is exactly one word, ``#`` zero or more."""
 
@@ -57,7 +64,10 @@ class EventConsumer:
     name: str  # the queue, e.g. "activity.audit"; also the inbox's consumer key
     db: Database
     registry: EventRegistry
+    prefetch: int | None = None  # None: the bus's default
+    max_batch: int = 100
     _handlers: list[tuple[str, EventHandler]] = field(default_factory=list)
+    _batch_handlers: list[tuple[str, BatchEventHandler]] = field(default_factory=list)
     _routes: dict[str, list[EventHandler]] = field(default_factory=dict)
 
     def on(self, *patterns: str) -> Callable[[EventHandler], EventHandler]:
@@ -65,6 +75,14 @@ class EventConsumer:
             for pattern in patterns:
                 self._handlers.append((pattern, handler))
             self._routes.clear()
+            return handler
+
+        return register
+
+    def on_batch(self, *patterns: str) -> Callable[[BatchEventHandler], BatchEventHandler]:
+        def register(handler: BatchEventHandler) -> BatchEventHandler:
+            for pattern in patterns:
+                self._batch_handlers.append((pattern, handler))
             return handler
 
         return register
@@ -78,10 +96,16 @@ class EventConsumer:
 
     @property
     def bindings(self) -> list[str]:
-        return sorted({p for p, _ in self._handlers})
+        return sorted({p for p, _ in [*self._handlers, *self._batch_handlers]})
 
     async def start(self, bus: Bus) -> None:
-        await bus.consume_batches(self.name, self.bindings, self.handle_messages)
+        await bus.consume_batches(
+            self.name,
+            self.bindings,
+            self.handle_messages,
+            prefetch=self.prefetch,
+            max_batch=self.max_batch,
+        )
 
     def _parse(self, message: AbstractIncomingMessage) -> tuple[CloudEvent, BaseModel | None]:
         try:
@@ -154,6 +178,7 @@ class EventConsumer:
         )
         new_ids = set(recorded.scalars())
         applied: list[CloudEvent] = []
+        fresh: list[ParsedEvent] = []
         for event, data in events:
             if event.id not in new_ids:
                 EVENTS_CONSUMED.labels(self.name, "duplicate").inc()
@@ -166,5 +191,10 @@ class EventConsumer:
                 for handler in self._handlers_for(event.type):
                     await handler(event, data, uow)
             applied.append(event)
+            fresh.append((event, data))
+        for pattern, batch_handler in self._batch_handlers:
+            matching = [item for item in fresh if topic_matches(pattern, item[0].type)]
+            if matching:
+                await batch_handler(matching, uow)
         EVENTS_CONSUMED.labels(self.name, "applied").inc(len(applied))
         return applied

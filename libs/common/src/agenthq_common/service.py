@@ -12,7 +12,7 @@ import contextlib
 import gc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from fastapi import APIRouter, FastAPI
@@ -34,6 +34,7 @@ from agenthq_common.settings import ServiceSettings
 log = get_logger(__name__)
 
 Hook = Callable[[], Awaitable[Any]]
+C = TypeVar("C")
 
 
 class Service:
@@ -85,12 +86,25 @@ class Service:
         self._on_shutdown: list[Hook] = []
         self._background: list[Callable[[], Awaitable[None]]] = [self.relay.run]
         self._tasks: list[asyncio.Task[None]] = []
+        self._components: dict[type[Any], Any] = {}
 
-    def consumer(self, queue: str) -> EventConsumer:
+    def consumer(
+        self, queue: str, *, prefetch: int | None = None, max_batch: int = 100
+    ) -> EventConsumer:
         """A durable queue of this service (e.g. ``activity.audit``)."""
-        consumer = EventConsumer(queue, self.db, self.registry)
+        consumer = EventConsumer(
+            queue, self.db, self.registry, prefetch=prefetch, max_batch=max_batch
+        )
         self.consumers.append(consumer)
         return consumer
+
+    def provide(self, component: object) -> None:
+        """Make ``component`` (one per type) available to this service's routes."""
+        self._components[type(component)] = component
+
+    def component(self, kind: type[C]) -> C:
+        """The component of type ``kind`` that ``bootstrap`` provided."""
+        return self._components[kind]  # type: ignore[no-any-return]
 
     def include_router(self, router: APIRouter) -> None:
         self.routers.append(router)

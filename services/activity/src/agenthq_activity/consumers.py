@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from agenthq_activity.activity import service
+from agenthq_activity.activity.service import ActivityLog
 from agenthq_common.db import UnitOfWork
-from agenthq_common.events import CloudEvent
-from agenthq_common.inbox import EventConsumer
+from agenthq_common.inbox import EventConsumer, ParsedEvent
 
 
-def register_audit_handlers(consumer: EventConsumer) -> None:
-    @consumer.on("#")
-    async def record_activity(event: CloudEvent, _: Any, uow: UnitOfWork) -> None:
-        await service.record(uow, event)
+def register_audit_handlers(consumer: EventConsumer, log: ActivityLog) -> None:
+    @consumer.on_batch("#")
+    async def record_activity(events: list[ParsedEvent], uow: UnitOfWork) -> None:
+        # One insert per batch; the inbox row of each event commits with it.
+        await log.record(uow, events)
