@@ -82,6 +82,12 @@ async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
     """
     connection = await session.connection()
     raw = await connection.get_raw_connection()
+    # SQLAlchemy's asyncpg adapter sends BEGIN lazily, with its first statement
+    # of the session. Used first, the driver would run in autocommit: locks
+    # taken here would be released at once, and a rollback would undo nothing.
+    adapted = raw.dbapi_connection
+    if getattr(adapted, "_transaction", True) is None:
+        await adapted._start_transaction()  # type: ignore[union-attr]
     return raw.driver_connection  # type: ignore[return-value]
 
 
