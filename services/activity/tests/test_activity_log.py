@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import types
+import typing
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
-from agenthq_common.events import CloudEvent
+from agenthq_common.events import CloudEvent, registry
 from agenthq_common.testing.plugin import eventually
 
 from .conftest import ACTOR_IP, AUDIT_QUEUE, USER_AGENT, ActivityHarness
@@ -408,3 +410,74 @@ async def test_limit_out_of_range_gets_422(activity_harness: ActivityHarness, li
     response = await h.get(team_id, owner, limit=limit)
     error = assert_error(response, 422, "validation_error")
     assert "limit" in error_fields(error)
+
+
+def sample_value(name: str, annotation: Any) -> Any:
+    """A valid value for one field of an event's data model (enough for the catalogue)."""
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return sample_value(name, next(a for a in args if a is not type(None)))
+    if typing.get_origin(annotation) is typing.Literal:
+        return args[0]
+    if typing.get_origin(annotation) is list:
+        return [sample_value(name, args[0])]
+    if annotation is uuid.UUID:
+        return str(uuid.uuid4())
+    if annotation is bool:
+        return True
+    if annotation is int:
+        return 7
+    if annotation is datetime:
+        return "2026-11-25T10:00:00Z"
+    if name == "period":
+        return "2026-10"
+    if "email" in name:
+        return "someone@example.com"
+    if name == "permissions":
+        return "activity:read"  # an item of the list
+    return f"{name}-value"
+
+
+async def test_every_catalogued_event_type_becomes_one_record(
+    activity_harness: ActivityHarness,
+) -> None:
+    """Each type of EVENTS.md, published as its producer would, is one record
+    with the fields of the contract."""
+    h = activity_harness
+    owner = uuid.uuid4()
+    team_id, _ = await h.create_team(owner)
+    published: list[CloudEvent] = []
+    for info in registry.types():
+        data = {
+            name: sample_value(name, field.annotation)
+            for name, field in info.data_model.model_fields.items()
+        }
+        if "team_id" in data:
+            data["team_id"] = str(team_id)
+        info.data_model.model_validate(data)  # the sample is valid for its type
+        event = CloudEvent(
+            source="agenthq/tests",
+            type=info.type,
+            subject=f"{info.type.split('.')[0]}/{uuid.uuid4()}",
+            teamid=team_id,
+            actorid=owner,
+            actorip=ACTOR_IP,
+            actorua=USER_AGENT,
+            dataversion=info.version,
+            data=data,
+            time=datetime.now(UTC) - timedelta(minutes=1),
+        )
+        await h.bus.publish(event)
+        published.append(event)
+    # Team and member events also feed the read model: keep the owner a member.
+    published = [e for e in published if e.type not in ("team.deleted",)]
+    await h.wait_applied(AUDIT_QUEUE, *published, within=30)
+    by_event = {r.event_id: r for r in await h.rows(team_id=team_id)}
+    assert len(published) >= 20
+    for event in published:
+        row = by_event[event.id]
+        assert row.action == event.type
+        assert row.metadata == event.data
+        assert (row.resource_type, row.resource_id) == event.resource
+        assert (row.user_id, str(row.ip_address), row.user_agent) == (owner, ACTOR_IP, USER_AGENT)
+        assert row.created_at == event.time
