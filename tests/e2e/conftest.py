@@ -6,6 +6,7 @@ import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from agenthq_common.testing.infra import Infrastructure
@@ -44,3 +45,14 @@ async def stack(
         yield system
     finally:
         await system.stop()
+
+
+@pytest.fixture
+async def gateway(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the gateway, as a user agent the services record."""
+    async with httpx.AsyncClient(
+        base_url=stack.processes["gateway"].url,
+        headers={"User-Agent": "agenthq-e2e/1.0"},
+        timeout=10,
+    ) as client:
+        yield client

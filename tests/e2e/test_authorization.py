@@ -5,28 +5,16 @@ the events arrive, from the team service itself (read-your-writes)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
 from agenthq_common.testing.plugin import eventually
-from agenthq_devctl.supervisor import Stack
 
 pytestmark = pytest.mark.e2e
 
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-async def gateway(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=stack.processes["gateway"].url,
-        headers={"User-Agent": "agenthq-e2e/1.0 (authorization)"},
-        timeout=10,
-    ) as client:
-        yield client
 
 
 async def sign_up(gateway: httpx.AsyncClient, name: str) -> dict[str, Any]:
