@@ -1,4 +1,4 @@
-"""The usage service: Usage metering, quotas, plans and invoices."""
+"""The usage service: usage metering, quotas, plans and invoices."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from fastapi import FastAPI
 from agenthq_common.auth import KeySource
 from agenthq_common.membership import register_membership_handlers
 from agenthq_common.service import Service
+from agenthq_usage.consumers import register_metering_handlers
+from agenthq_usage.metering.api import router as metering_router
 from agenthq_usage.settings import UsageSettings
 
 
@@ -18,6 +20,8 @@ def bootstrap(settings: UsageSettings, *, key_source: KeySource | None = None) -
         description="Usage metering, quotas, plans and invoices.",
     )
     register_membership_handlers(service.consumer("usage.membership"))
+    register_metering_handlers(service.consumer("usage.metering", prefetch=512, max_batch=256))
+    service.include_router(metering_router)
     return service
 
 

@@ -1,6 +1,7 @@
+from pathlib import Path
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from agenthq_common.settings import ServiceSettings
 
@@ -11,4 +12,15 @@ class UsageSettings(ServiceSettings):
         default=None,
         validation_alias="AGENTHQ_USAGE_DATABASE_URL",
         description="The usage service's database (default: <postgres_url>/agenthq_usage)",
+    )
+    ingest_credentials: list[SecretStr] = Field(
+        default=[],
+        validation_alias="AGENTHQ_USAGE_INGEST_CREDENTIALS",
+        description="Service credentials accepted by POST /v1/usage/events (JSON list of "
+        "strings; empty: HTTP ingest refuses everyone)",
+    )
+    plans_file: Path | None = Field(
+        default=None,
+        validation_alias="AGENTHQ_USAGE_PLANS_FILE",
+        description="The plans catalogue (TOML; default: the one shipped with the service)",
     )
