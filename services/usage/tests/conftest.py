@@ -31,7 +31,7 @@ async def usage_service(
 ) -> Service:
     url = await databases.fresh("usage")
     settings = settings_for(UsageSettings, database_url=url, ingest_credentials=[INGEST_CREDENTIAL])
-    return bootstrap(settings, key_source=signer.keys)
+    return bootstrap(settings, key_source=signer.keys, run_jobs=False)
 
 
 @pytest.fixture(scope="session")

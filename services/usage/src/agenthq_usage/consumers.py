@@ -2,16 +2,41 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 from agenthq_common.db import UnitOfWork
+from agenthq_common.events import CloudEvent
 from agenthq_common.inbox import EventConsumer, ParsedEvent
+from agenthq_usage.billing.service import Billing
 from agenthq_usage.metering import service
 
-METERED_PATTERNS = tuple(service.METERED_TYPES)
 
-
-def register_metering_handlers(consumer: EventConsumer) -> None:
-    @consumer.on_batch(*METERED_PATTERNS)
+def register_metering_handlers(consumer: EventConsumer, billing: Billing) -> None:
+    @consumer.on_batch(*service.METERED_TYPES)
     async def count_usage(events: list[ParsedEvent], uow: UnitOfWork) -> None:
         # One statement per batch; the ledger makes it exact even across the
         # HTTP ingest, the inbox makes a redelivered batch free.
-        await service.count(uow, [service.metered_from_event(e) for e, _ in events])
+        counted = await service.count(uow, [service.metered_from_event(e) for e, _ in events])
+        await check_quotas(billing, uow, counted)
+
+    @consumer.on("team.created", "team.plan_changed")
+    async def record_plan(event: CloudEvent, _: Any, uow: UnitOfWork) -> None:
+        plan = event.data.get("plan") or event.data.get("new_plan")
+        team_id = event.teamid or event.data.get("team_id")
+        if plan and team_id:
+            await billing.record_plan(uow, team_id, str(plan), event.time)
+
+
+async def check_quotas(billing: Billing, uow: UnitOfWork, counted: list[Any]) -> None:
+    """Quotas are about the running month: late events of past months are
+    counted, but cannot block anything any more."""
+    now = datetime.now(UTC)
+    touched = [
+        (row["team_id"], row["metric"])
+        for row in counted
+        if row["team_id"] is not None
+        and (row["occurred_at"].year, row["occurred_at"].month) == (now.year, now.month)
+    ]
+    if touched:
+        await billing.check_quotas(uow, touched, now)

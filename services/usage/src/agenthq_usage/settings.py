@@ -24,3 +24,9 @@ class UsageSettings(ServiceSettings):
         validation_alias="AGENTHQ_USAGE_PLANS_FILE",
         description="The plans catalogue (TOML; default: the one shipped with the service)",
     )
+    invoice_interval: float = Field(
+        default=3600.0,
+        gt=0,
+        validation_alias="AGENTHQ_USAGE_INVOICE_INTERVAL",
+        description="Seconds between runs of the job that finalizes closed months' invoices",
+    )

@@ -10,6 +10,8 @@ from agenthq_common.auth import bearer_token
 from agenthq_common.authz import require
 from agenthq_common.deps import Uow, get_service
 from agenthq_common.errors import Forbidden, Unauthorized, Unprocessable
+from agenthq_usage.billing.service import Billing
+from agenthq_usage.consumers import check_quotas
 from agenthq_usage.metering import service
 from agenthq_usage.metering.repository import Metered
 from agenthq_usage.metering.schemas import (
@@ -100,6 +102,7 @@ def require_service_credential(request: Request) -> None:
     dependencies=[Depends(require_service_credential)],
 )
 async def ingest_usage_events(
+    request: Request,
     uow: Uow,
     events: Annotated[list[UsageEventIn], Body(min_length=1, max_length=MAX_INGEST_BATCH)],
 ) -> IngestResult:
@@ -126,4 +129,5 @@ async def ingest_usage_events(
             )
         )
     counted = await service.count(uow, metered)
+    await check_quotas(get_service(request).component(Billing), uow, counted)
     return IngestResult(accepted=len(counted), duplicates=len(events) - len(counted))

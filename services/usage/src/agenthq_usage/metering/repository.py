@@ -54,7 +54,7 @@ WITH new AS (
     GROUP BY 1, 2 ORDER BY 1, 2
     ON CONFLICT (user_id, date) DO UPDATE SET api_calls = p.api_calls + excluded.api_calls
 )
-SELECT event_id, team_id, metric FROM new
+SELECT event_id, team_id, metric, occurred_at FROM new
 """
 
 
@@ -63,7 +63,8 @@ class UsageRepository:
         self.conn = conn
 
     async def count(self, events: Sequence[Metered]) -> list[asyncpg.Record]:
-        """Count the events not counted before; returns those (event_id, team_id, metric)."""
+        """Count the events not counted before; returns those (event_id, team_id,
+        metric, occurred_at)."""
         if not events:
             return []
         return await self.conn.fetch(
