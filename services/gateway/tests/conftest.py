@@ -219,6 +219,10 @@ def echo_app(seen: list[dict[str, Any]]) -> Starlette:
         path = request.url.path
         if path.endswith("/openapi.json"):
             return JSONResponse(_openapi_of(path.strip("/").split("/")[0]))
+        if path.endswith("/notfound"):
+            return JSONResponse(
+                {"error": {"code": "team_not_found", "message": "Team not found"}}, status_code=404
+            )
         if path.endswith("/conflict"):
             return JSONResponse(
                 CONFLICT_BODY,

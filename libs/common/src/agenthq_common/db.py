@@ -70,7 +70,11 @@ class Database:
 # One statement for any number of events, compiled once (a cached text()).
 _INSERT_OUTBOX = text(
     "INSERT INTO outbox (event_id, event_type, payload) "
-    "SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:types AS text[]), CAST(:payloads AS jsonb[]))"
+    "SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:types AS text[]), "
+    "CAST(:payloads AS jsonb[])) "
+    # An id already in the outbox is that very event again (a producer that
+    # derives ids to publish something exactly once, retrying): not twice.
+    "ON CONFLICT (event_id) DO NOTHING"
 )
 
 

@@ -9,8 +9,10 @@ from fastapi import Request
 from agenthq_gateway.identity.service import LoginGuard
 from agenthq_gateway.identity.tokens import TokenIssuer
 from agenthq_gateway.keys import KeyStore
+from agenthq_gateway.metering import ApiCallMeter
 from agenthq_gateway.openapi import OpenAPIMerger
 from agenthq_gateway.proxy import Upstreams
+from agenthq_gateway.quotas import QuotaGuard
 
 
 @dataclass
@@ -20,6 +22,8 @@ class GatewayContext:
     login_guard: LoginGuard
     upstreams: Upstreams
     openapi: OpenAPIMerger
+    meter: ApiCallMeter
+    quotas: QuotaGuard
 
 
 def get_gateway(request: Request) -> GatewayContext:

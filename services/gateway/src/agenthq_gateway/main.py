@@ -17,9 +17,11 @@ from agenthq_gateway.identity.api import router as identity_router
 from agenthq_gateway.identity.service import LoginGuard
 from agenthq_gateway.identity.tokens import TokenIssuer
 from agenthq_gateway.keys import KeyStore
+from agenthq_gateway.metering import ApiCallMeter
 from agenthq_gateway.openapi import OpenAPIMerger
 from agenthq_gateway.proxy import Upstreams
 from agenthq_gateway.proxy import router as proxy_router
+from agenthq_gateway.quotas import QuotaGuard, register_quota_handlers
 from agenthq_gateway.settings import GatewaySettings
 
 log = get_logger(__name__)
@@ -65,6 +67,8 @@ def bootstrap(settings: GatewaySettings) -> tuple[Service, GatewayContext]:
         ),
         upstreams=upstreams,
         openapi=OpenAPIMerger(urls, upstreams.client),
+        meter=ApiCallMeter(service.redis, service.db, prefix=settings.bus_namespace),
+        quotas=QuotaGuard(service.db),
     )
 
     async def reload_keys_forever() -> None:
@@ -80,6 +84,12 @@ def bootstrap(settings: GatewaySettings) -> tuple[Service, GatewayContext]:
     service.on_shutdown(upstreams.aclose)
     service.run_in_background(reload_keys_forever)
     register_membership_handlers(service.consumer("gateway.membership"))
+    register_quota_handlers(service.consumer("gateway.quotas"))
+
+    async def flush_api_calls() -> None:
+        await context.meter.flush_forever(settings.api_calls_flush_interval)
+
+    service.run_in_background(flush_api_calls)
     service.include_router(docs_router)
     service.include_router(identity_router)
     service.include_router(proxy_router)  # last: it catches every other /v1 path

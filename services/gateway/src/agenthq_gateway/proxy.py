@@ -20,6 +20,7 @@ from starlette.responses import Response, StreamingResponse
 from agenthq_common.auth import bearer_token
 from agenthq_common.errors import BadGateway, GatewayTimeout, NotFound, ServiceUnavailable
 from agenthq_common.logging import get_logger
+from agenthq_gateway.quotas import team_of
 
 log = get_logger(__name__)
 
@@ -200,8 +201,19 @@ async def proxy(request: Request) -> Response:
     service = None if has_dot_segments(request.url.path) else route_for(request.url.path)
     if service is None:
         raise NotFound(f"No route for {request.method} {request.url.path}", code="route_not_found")
-    if (request.method, request.url.path) not in SERVICE_AUTHENTICATED:
-        # Refused here, at the edge: an unauthenticated request never reaches a service.
-        await request.app.state.service.verifier.verify(bearer_token(request))
-    upstreams: Upstreams = request.app.state.gateway.upstreams
-    return await upstreams.forward(request, service)
+    if (request.method, request.url.path) in SERVICE_AUTHENTICATED:
+        return await request.app.state.gateway.upstreams.forward(request, service)  # type: ignore[no-any-return]
+    # Refused here, at the edge: an unauthenticated request never reaches a service.
+    user = await request.app.state.service.verifier.verify(bearer_token(request))
+    gateway = request.app.state.gateway
+    await gateway.quotas.check(request.method, request.url.path)
+    response: Response = await gateway.upstreams.forward(request, service)
+    scoped = team_of(request.url.path)
+    # A team pays only for calls it answered: one it refused (401, 403, 404)
+    # counts for the caller alone, so nobody can run up another team's bill.
+    team_id = scoped[0] if scoped and response.status_code not in (401, 403, 404) else None
+    try:
+        await gateway.meter.record(team_id, user.id)
+    except Exception as exc:
+        log.error("api call not counted", error=repr(exc), team_id=str(team_id))
+    return response

@@ -34,6 +34,13 @@ class GatewaySettings(ServiceSettings):
     upstream_connect_timeout_seconds: float = Field(
         default=2.0, gt=0, description="Upstream connect timeout"
     )
+    api_calls_flush_interval: float = Field(
+        default=5.0,
+        gt=0,
+        le=10,
+        description="Seconds between flushes of API call counts to the usage service "
+        "(each 10-second window is flushed within this long after it closes)",
+    )
     trusted_proxies: list[str] = Field(
         default_factory=list,
         description="CIDRs of load balancers whose X-Forwarded-For is believed (JSON list)",
