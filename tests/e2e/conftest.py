@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,6 +15,8 @@ from agenthq_common.testing.infra import Infrastructure
 from agenthq_common.testing.plugin import Databases
 from agenthq_devctl.services import SERVICES
 from agenthq_devctl.supervisor import Stack
+
+USAGE_CREDENTIAL = f"e2e-producer-{uuid.uuid4().hex}"
 
 
 def free_port() -> int:
@@ -34,6 +38,8 @@ async def stack(
         "AGENTHQ_REDIS_URL": infra.redis_url,
         "AGENTHQ_BUS_NAMESPACE": bus_namespace,
         "AGENTHQ_OUTBOX_POLL_INTERVAL": "0.5",
+        "AGENTHQ_USAGE_INGEST_CREDENTIALS": json.dumps([USAGE_CREDENTIAL]),
+        "AGENTHQ_API_CALLS_FLUSH_INTERVAL": "1",
     }
     for service in SERVICES:
         env[f"AGENTHQ_{service.upper()}_DATABASE_URL"] = await databases.fresh(service)

@@ -71,37 +71,42 @@ class Stack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         env = self.service_env()
         for service in SERVICES:
-            proc = ServiceProcess(service, self.ports[service], self.log_dir / f"{service}.log")
-            log = proc.log_path.open("ab")
-            proc.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "uvicorn",
-                f"agenthq_{service}.main:create_app",
-                "--factory",
-                "--host",
-                self.host,
-                "--port",
-                str(proc.port),
-                "--no-access-log",
-                "--timeout-graceful-shutdown",
-                "10",
-                stdout=log,
-                stderr=asyncio.subprocess.STDOUT,
-                env=env,
-                # Own session: Ctrl-C reaches only us, and we stop the children in
-                # order (a second signal would make uvicorn skip its graceful exit).
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
-            log.close()
-            self.processes[service] = proc
+            await self.start_service(service, env)
+
+    async def start_service(self, service: str, env: dict[str, str] | None = None) -> None:
+        """Start (or start again, after it stopped) one service's process."""
+        proc = ServiceProcess(service, self.ports[service], self.log_dir / f"{service}.log")
+        log = proc.log_path.open("ab")
+        proc.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "uvicorn",
+            f"agenthq_{service}.main:create_app",
+            "--factory",
+            "--host",
+            self.host,
+            "--port",
+            str(proc.port),
+            "--no-access-log",
+            "--timeout-graceful-shutdown",
+            "10",
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+            env=env or self.service_env(),
+            # Own session: Ctrl-C reaches only us, and we stop the children in
+            # order (a second signal would make uvicorn skip its graceful exit).
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+        log.close()
+        self.processes[service] = proc
 
     async def wait_ready(  # type: ignore[no-untyped-def]
-        self, timeout: float = 120.0, on_ready=None, on_waiting=None
+        self, timeout: float = 120.0, on_ready=None, on_waiting=None, only=None
     ) -> None:
-        """Wait for every /readyz; raise with the log tail of a service that died."""
-        pending = dict(self.processes)
+        """Wait for every /readyz (or those of ``only``); raise with the log tail
+        of a service that died."""
+        pending = {n: p for n, p in self.processes.items() if only is None or n in only}
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         next_progress = loop.time() + 10
@@ -152,6 +157,14 @@ class Stack:
         try:
             await asyncio.wait_for(proc.process.wait(), timeout)
         except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.process.kill()
+            await proc.process.wait()
+
+    async def kill_service(self, name: str) -> None:
+        """SIGKILL: the process gets no chance to finish anything (failure drills)."""
+        proc = self.processes[name]
+        if proc.process is not None and proc.process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.process.kill()
             await proc.process.wait()
