@@ -931,11 +931,6 @@ async def test_edge_values_are_accepted(seeded: Seeded, params: dict[str, Any]) 
         {"until": "0001-01-01T00:30:00+01:00"},
     ],
 )
-@pytest.mark.xfail(
-    strict=True,
-    reason="service bug: api.py _utc() calls astimezone(UTC) unguarded; a time that "
-    "leaves year 1..9999 once in UTC raises OverflowError, answered with a 500",
-)
 async def test_times_beyond_the_calendar_are_not_a_server_error(
     seeded: Seeded, params: dict[str, Any]
 ) -> None:

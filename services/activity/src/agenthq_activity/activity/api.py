@@ -41,11 +41,14 @@ def _invalid(field: str, message: str) -> Unprocessable:
     )
 
 
-def _utc(at: datetime | None) -> datetime | None:
+def _utc(at: datetime | None, field: str) -> datetime | None:
     # A time without an offset is read as UTC (so ?since=2026-11-01 works).
     if at is None:
         return None
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    try:
+        return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 9999-12-31T23:00-05:00 is in year 10000 in UTC
+        raise _invalid(field, "is outside the years 1 to 9999 in UTC") from exc
 
 
 def activity_filter(
@@ -76,7 +79,7 @@ def activity_filter(
         ),
     ] = None,
 ) -> ActivityFilter:
-    since, until = _utc(since), _utc(until)
+    since, until = _utc(since, "since"), _utc(until, "until")
     if since is not None and until is not None and since >= until:
         raise _invalid("until", "must be later than since")
     exact, prefix = action, None
