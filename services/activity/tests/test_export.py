@@ -868,13 +868,6 @@ async def _roll_back_pooled(db: Database) -> None:
                 await conn.execute("ROLLBACK")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service bug: service.py ActivityLog.export: when the client leaves, Starlette "
-    "cancels the response's task (an anyio cancel scope), which cancels the ROLLBACK of "
-    "conn.transaction() as well; the connection goes back to the pool still inside the "
-    "export's read-only transaction, and each unit of work that draws it then fails",
-)
 async def test_a_client_leaving_mid_export_frees_its_connection(bulk_team: BulkTeam) -> None:
     """The reader goes away after a few chunks: the server stops reading, ends
     the snapshot's transaction and gives back a clean connection."""

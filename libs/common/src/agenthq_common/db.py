@@ -57,7 +57,18 @@ class Database:
         and for DDL that must not run inside a caller's transaction."""
         async with self.engine.connect() as connection:
             raw = await connection.get_raw_connection()
-            yield raw.driver_connection  # type: ignore[misc]
+            conn: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
+            try:
+                yield conn
+            finally:
+                if conn.is_in_transaction():
+                    # The block was cancelled (a client that left in the middle of
+                    # a streamed answer) before its ROLLBACK could run, and no await
+                    # can run here any more. SQLAlchemy did not open that
+                    # transaction, so it would pool the connection inside it: close
+                    # it now, and have the pool replace it at its next checkout.
+                    conn.terminate()
+                    raw.invalidate(soft=True)
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
