@@ -59,7 +59,13 @@ async def test_the_usage_service_killed_mid_stream_loses_and_doubles_nothing(
                 )
             )
 
-        publishing = asyncio.gather(*(event_bus.publish(e) for e in events))
+        async def publish_all(batch: list[Any]) -> None:
+            # In chunks: thousands of unconfirmed publishes at once can outlast
+            # the publish timeout on a loaded machine.
+            for i in range(0, len(batch), 100):
+                await asyncio.gather(*(event_bus.publish(e) for e in batch[i : i + 100]))
+
+        publishing = asyncio.create_task(publish_all(events))
 
         async def some_counted() -> bool:
             return 0 < await counted() < len(events)
@@ -69,9 +75,9 @@ async def test_the_usage_service_killed_mid_stream_loses_and_doubles_nothing(
         at_kill = await counted()
         await publishing
         # Some events published twice more, as a producer retrying would.
-        await asyncio.gather(*(event_bus.publish(e) for e in events[:300]))
+        await publish_all(events[:300])
         await stack.start_service("usage")
-        await stack.wait_ready(only={"usage"}, timeout=60)
+        await stack.wait_ready(only={"usage"}, timeout=90)
 
         async def all_counted() -> bool:
             return await counted() == len(events)
@@ -87,6 +93,10 @@ async def test_the_usage_service_killed_mid_stream_loses_and_doubles_nothing(
         assert monthly.json()["llm_tokens_used"] == expected
     finally:
         await conn.close()
+        if stack.processes["usage"].process.returncode is not None:  # type: ignore[union-attr]
+            # Whatever failed, the other tests need the service back.
+            await stack.start_service("usage")
+            await stack.wait_ready(only={"usage"}, timeout=90)
 
 
 async def test_a_team_over_its_quota_is_refused_by_the_gateway_until_it_upgrades(
