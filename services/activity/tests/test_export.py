@@ -907,9 +907,10 @@ async def test_a_client_leaving_mid_export_frees_its_connection(bulk_team: BulkT
                     chunks += 1
                     if chunks == 10:
                         break
-                assert [r for r in await open_exports() if r["state"] != "idle"], (
-                    "the export should be under way"
-                )
+                # The premise: the client leaves with most of the body unread (whether
+                # the server's snapshot is still open at this instant depends on how
+                # far ahead of the reader it got, so it is not asserted).
+                assert chunks == 10
             # Leaving the block closed the connection with most of the body unread.
 
             # The export's snapshot ends (no session left inside its transaction) ...
