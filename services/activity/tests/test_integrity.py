@@ -470,3 +470,11 @@ async def test_only_one_retention_run_at_a_time(retention_db: Database) -> None:
             await conn.execute("SELECT pg_advisory_unlock($1)", 0x72657465)
     assert report.ran is False
     assert (await apply_retention(retention_db, r.log.partitions, policy)).ran
+
+
+async def test_every_connection_plans_each_query_for_its_parameters(
+    activity_harness: ActivityHarness,
+) -> None:
+    """Generic plans of prepared statements are wrong for big teams (see main.py)."""
+    async with activity_harness.service.db.driver_connection() as conn:
+        assert await conn.fetchval("SHOW plan_cache_mode") == "force_custom_plan"

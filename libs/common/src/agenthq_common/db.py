@@ -27,13 +27,26 @@ if TYPE_CHECKING:
 
 
 class Database:
-    def __init__(self, url: str, *, service: str, pool_size: int = 10) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        service: str,
+        pool_size: int = 10,
+        server_settings: dict[str, str] | None = None,
+    ) -> None:
+        """``server_settings``: PostgreSQL settings of every connection (e.g.
+        ``plan_cache_mode``)."""
         self.url = url
         self.service = service
         # No pre-ping: it costs a round trip on every checkout. A connection that
         # died is refreshed after its first error, and recycled hourly anyway.
         self.engine: AsyncEngine = create_async_engine(
-            url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=3600
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_recycle=3600,
+            connect_args={"server_settings": server_settings} if server_settings else {},
         )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 

@@ -67,7 +67,7 @@ class EventConsumer:
     prefetch: int | None = None  # None: the bus's default
     max_batch: int = 100
     _handlers: list[tuple[str, EventHandler]] = field(default_factory=list)
-    _batch_handlers: list[tuple[str, BatchEventHandler]] = field(default_factory=list)
+    _batch_handlers: list[tuple[tuple[str, ...], BatchEventHandler]] = field(default_factory=list)
     _routes: dict[str, list[EventHandler]] = field(default_factory=dict)
 
     def on(self, *patterns: str) -> Callable[[EventHandler], EventHandler]:
@@ -81,8 +81,8 @@ class EventConsumer:
 
     def on_batch(self, *patterns: str) -> Callable[[BatchEventHandler], BatchEventHandler]:
         def register(handler: BatchEventHandler) -> BatchEventHandler:
-            for pattern in patterns:
-                self._batch_handlers.append((pattern, handler))
+            # One call per batch with every event any of its patterns matches.
+            self._batch_handlers.append((patterns, handler))
             return handler
 
         return register
@@ -96,7 +96,9 @@ class EventConsumer:
 
     @property
     def bindings(self) -> list[str]:
-        return sorted({p for p, _ in [*self._handlers, *self._batch_handlers]})
+        patterns = {p for p, _ in self._handlers}
+        patterns.update(p for group, _ in self._batch_handlers for p in group)
+        return sorted(patterns)
 
     async def start(self, bus: Bus) -> None:
         await bus.consume_batches(
@@ -192,8 +194,10 @@ class EventConsumer:
                     await handler(event, data, uow)
             applied.append(event)
             fresh.append((event, data))
-        for pattern, batch_handler in self._batch_handlers:
-            matching = [item for item in fresh if topic_matches(pattern, item[0].type)]
+        for patterns, batch_handler in self._batch_handlers:
+            matching = [
+                item for item in fresh if any(topic_matches(p, item[0].type) for p in patterns)
+            ]
             if matching:
                 await batch_handler(matching, uow)
         EVENTS_CONSUMED.labels(self.name, "applied").inc(len(applied))

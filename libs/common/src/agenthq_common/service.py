@@ -49,6 +49,7 @@ class Service:
         configure_logs: bool = True,
         openapi_url: str | None = "/openapi.json",
         membership_resolver: MembershipResolver | None = None,
+        database_settings: dict[str, str] | None = None,
     ) -> None:
         if settings.database_url is None:
             raise ValueError("settings.database_url is not set")
@@ -60,7 +61,9 @@ class Service:
         self.openapi_url = openapi_url
         if configure_logs:
             configure_logging(self.name, settings.log_level, settings.log_json)
-        self.db = Database(settings.database_url, service=self.name)
+        self.db = Database(
+            settings.database_url, service=self.name, server_settings=database_settings
+        )
         self.bus = Bus(
             settings.broker_url,
             namespace=settings.bus_namespace,

@@ -30,6 +30,15 @@ class BillingRepository:
         )
         return [(r["effective_at"], r["plan"]) for r in rows]
 
+    async def current_plans(self, team_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+        """Each team's latest plan, in one query."""
+        rows = await self.conn.fetch(
+            "SELECT DISTINCT ON (team_id) team_id, plan FROM team_plans "
+            "WHERE team_id = ANY($1::uuid[]) ORDER BY team_id, effective_at DESC",
+            team_ids,
+        )
+        return {r["team_id"]: r["plan"] for r in rows}
+
     async def record_breach(
         self, team_id: uuid.UUID, metric: str, period: str, limit: int, used: int, at: datetime
     ) -> bool:

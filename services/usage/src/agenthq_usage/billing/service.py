@@ -101,29 +101,48 @@ class Billing:
         self, uow: UnitOfWork, touched: Sequence[tuple[uuid.UUID, str]], now: datetime | None = None
     ) -> None:
         """After counting: publish usage.quota_exceeded the first time a team
-        reaches a hard limit of the running period."""
+        reaches a hard limit of the running period.
+
+        Two queries per batch whatever its size (the teams' plans, then the
+        month's totals of the teams that have a hard limit on what they used),
+        so a batch of many teams costs no more than one of a few."""
         now = now or datetime.now(UTC)
-        repo = BillingRepository(await driver_connection(uow.session))
-        for team_id in sorted({t for t, _ in touched}):
-            metrics = {m for t, m in touched if t == team_id}
-            for quota in await self.quotas(uow, team_id, now):
-                if not quota.hard or quota.metric not in metrics or quota.used < quota.limit:
+        conn = await driver_connection(uow.session)
+        repo = BillingRepository(conn)
+        metrics_of: dict[uuid.UUID, set[str]] = {}
+        for team_id, metric in touched:
+            metrics_of.setdefault(team_id, set()).add(metric)
+        plans = await repo.current_plans(sorted(metrics_of))
+        limited = {
+            team_id: {
+                m: terms.hard_limit
+                for m, terms in self.catalog.get(plans.get(team_id)).metrics.items()
+                if terms.hard_limit is not None and m in metrics
+            }
+            for team_id, metrics in metrics_of.items()
+        }
+        limited = {t: limits for t, limits in limited.items() if limits}
+        if not limited:
+            return
+        first, end = month_bounds(now.year, now.month)
+        totals = await UsageRepository(conn).totals_of_teams(sorted(limited), first, end)
+        period = period_of(now)
+        for team_id in sorted(limited):
+            for metric, limit in sorted(limited[team_id].items()):
+                used = totals.get(team_id, {}).get(metric, 0)
+                if used < limit:
                     continue
-                if await repo.record_breach(
-                    team_id, quota.metric, quota.period, quota.limit, quota.used, now
-                ):
-                    log.info(
-                        "quota reached", team_id=str(team_id), metric=quota.metric, used=quota.used
-                    )
+                if await repo.record_breach(team_id, metric, period, limit, used, now):
+                    log.info("quota reached", team_id=str(team_id), metric=metric, used=used)
                     uow.publish(
                         registry.create(
                             "usage.quota_exceeded",
                             {
                                 "team_id": team_id,
-                                "metric": quota.metric,
-                                "limit": quota.limit,
-                                "used": quota.used,
-                                "period": quota.period,
+                                "metric": metric,
+                                "limit": limit,
+                                "used": used,
+                                "period": period,
                             },
                             source=SOURCE,
                             actor=Actor.system(),
