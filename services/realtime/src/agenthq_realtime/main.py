@@ -1,4 +1,4 @@
-"""The realtime service: Real-time team channels over WebSocket."""
+"""The realtime service: team channels over WebSocket, fanned out through Redis."""
 
 from __future__ import annotations
 
@@ -7,6 +7,12 @@ from fastapi import FastAPI
 from agenthq_common.auth import KeySource
 from agenthq_common.membership import register_membership_handlers
 from agenthq_common.service import Service
+from agenthq_realtime.channels.api import router as channels_router
+from agenthq_realtime.channels.hub import Hub
+from agenthq_realtime.channels.presence import Presence
+from agenthq_realtime.channels.sockets import Channels
+from agenthq_realtime.channels.upkeep import close_all, keep_presence
+from agenthq_realtime.consumers import register_fanout_handlers
 from agenthq_realtime.settings import RealtimeSettings
 
 
@@ -17,7 +23,44 @@ def bootstrap(settings: RealtimeSettings, *, key_source: KeySource | None = None
         title="AgentHQ realtime service",
         description="Real-time team channels over WebSocket.",
     )
+    prefix = settings.bus_namespace
+    hub = Hub(
+        service.redis,
+        prefix=prefix,
+        instance_id=settings.instance_id,
+        history=settings.history_frames,
+    )
+    channels = Channels(
+        hub=hub,
+        presence=Presence(service.redis, prefix=prefix, ttl=settings.presence_ttl_seconds),
+        db=service.db,
+        verifier=service.verifier,
+        resolver=service.membership_resolver,
+        send_buffer=settings.send_buffer_frames,
+        auth_timeout=settings.auth_timeout_seconds,
+    )
+    service.provide(channels)
     register_membership_handlers(service.consumer("realtime.membership"))
+    register_fanout_handlers(
+        service.consumer("realtime.fanout"),
+        service.redis,
+        prefix=prefix,
+        history=settings.history_frames,
+    )
+
+    async def read_streams() -> None:
+        await hub.run(settings.redis_url)
+
+    async def upkeep() -> None:
+        await keep_presence(channels, settings.presence_ttl_seconds, prefix=prefix)
+
+    async def shutdown() -> None:
+        await close_all(channels)
+
+    service.run_in_background(read_streams)
+    service.run_in_background(upkeep)
+    service.on_shutdown(shutdown)
+    service.include_router(channels_router)
     return service
 
 

@@ -1,3 +1,4 @@
+import uuid
 from typing import ClassVar
 
 from pydantic import Field
@@ -11,4 +12,33 @@ class RealtimeSettings(ServiceSettings):
         default=None,
         validation_alias="AGENTHQ_REALTIME_DATABASE_URL",
         description="The realtime service's database (default: <postgres_url>/agenthq_realtime)",
+    )
+    instance_id: str = Field(
+        default_factory=lambda: uuid.uuid4().hex[:12],
+        validation_alias="AGENTHQ_REALTIME_INSTANCE_ID",
+        description="This instance's name in presence entries (default: random per process)",
+    )
+    send_buffer_frames: int = Field(
+        default=512,
+        ge=1,
+        validation_alias="AGENTHQ_REALTIME_SEND_BUFFER_FRAMES",
+        description="Frames queued for one socket before a slow client is closed with 1013",
+    )
+    history_frames: int = Field(
+        default=5000,
+        ge=1000,
+        validation_alias="AGENTHQ_REALTIME_HISTORY_FRAMES",
+        description="Frames kept per team for resuming (approximately; at least 1000)",
+    )
+    presence_ttl_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias="AGENTHQ_REALTIME_PRESENCE_TTL_SECONDS",
+        description="How long the presence of a silent (crashed) instance lasts",
+    )
+    auth_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        validation_alias="AGENTHQ_REALTIME_AUTH_TIMEOUT_SECONDS",
+        description="How long a socket may take to send its auth frame",
     )

@@ -1,0 +1,225 @@
+"""One instance's sockets and the team streams they listen to.
+
+Fan-out goes through Redis streams, one per team: every frame (a domain event
+consumed from the bus by any instance, a client's broadcast, presence) is
+appended once to its team's stream, and every instance with sockets of that
+team reads the stream and pushes each frame to its own sockets: each socket
+gets each frame once, whichever instance appended it. Streams rather than
+pub/sub because a stream keeps the history that resuming needs, gives every
+frame the monotonic id the protocol exposes, and lets a reader that was busy
+for a moment catch up instead of losing what was published meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+from fastapi import WebSocket
+
+from agenthq_common.logging import get_logger
+from agenthq_realtime.channels.frames import KEY_PREFIX, parse_id, stream_key, wire
+
+log = get_logger(__name__)
+
+# How long a blocking read waits before looking again (it is woken early when
+# this instance starts listening to another team).
+READ_BLOCK_MS = 5000
+READ_COUNT = 1000
+
+
+@dataclass(eq=False)
+class Connection:
+    id: str
+    team_id: uuid.UUID
+    user_id: uuid.UUID
+    role: str
+    can_broadcast: bool
+    websocket: WebSocket
+    queue: asyncio.Queue[str]
+    connected_at: float = field(default_factory=time.time)
+    cursor: tuple[int, int] = (0, 0)
+    replaying: bool = False
+    held: list[tuple[tuple[int, int], str]] = field(default_factory=list)
+    close_code: int | None = None
+    close_reason: str = ""
+    role_stale: bool = False
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def push(self, text: str) -> None:
+        """Queue a frame; a client too slow to keep its buffer short is closed."""
+        if self.close_code is not None:
+            return
+        try:
+            self.queue.put_nowait(text)
+        except asyncio.QueueFull:
+            self.close(1013, "Send buffer full: reconnect and resume")
+
+    def close(self, code: int, reason: str = "") -> None:
+        """End this connection: the endpoint stops reading and writing, detaches
+        it, then sends the close frame (which a stalled client may never read)."""
+        if self.close_code is None:
+            self.close_code, self.close_reason = code, reason
+            self.closing.set()
+
+
+class Hub:
+    def __init__(
+        self, redis: aioredis.Redis, *, prefix: str, instance_id: str, history: int
+    ) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.history = history
+        self.teams: dict[uuid.UUID, set[Connection]] = {}
+        self._cursors: dict[uuid.UUID, bytes] = {}
+        self._wake_key = f"{prefix}{KEY_PREFIX}:instance:{instance_id}:wake"
+        self._wake_cursor = b"$"
+        self._reader: aioredis.Redis | None = None
+
+    def key(self, team_id: uuid.UUID) -> str:
+        return stream_key(self.prefix, team_id)
+
+    async def append(self, team_id: uuid.UUID, fields: dict[str, str]) -> str:
+        frame_id = await self.redis.xadd(
+            self.key(team_id), fields, maxlen=self.history, approximate=True
+        )
+        return str(frame_id.decode())
+
+    async def last_id(self, team_id: uuid.UUID) -> str:
+        newest = await self.redis.xrevrange(self.key(team_id), count=1)
+        return newest[0][0].decode() if newest else "0-0"
+
+    async def resumable(self, team_id: uuid.UUID, since: str) -> bool:
+        """Whether every frame after ``since`` is still in the stream.
+
+        Trimming forgets which ids it removed; what is known is that all of them
+        came before the first entry kept. So a resume point before that entry
+        fails once anything was trimmed (in the one case where ``since`` was the
+        very last frame trimmed, conservatively: the client reloads over HTTP).
+        """
+        try:
+            info = await self.redis.xinfo_stream(self.key(team_id))
+        except aioredis.ResponseError:  # no stream: nothing was ever trimmed
+            return True
+        trimmed = int(info.get("entries-added", 0)) > int(info.get("length", 0))
+        first = info.get("recorded-first-entry-id") or b"0-0"
+        return not trimmed or parse_id(since) >= parse_id(first)
+
+    async def prepare(self, team_id: uuid.UUID, since: str | None) -> tuple[str, bool]:
+        """The stream's last id now, and whether ``since`` can still be resumed."""
+        last = await self.last_id(team_id)
+        return last, since is None or await self.resumable(team_id, since)
+
+    async def attach(self, conn: Connection, since: str | None, last: str) -> None:
+        """Start delivering to ``conn``: the frames after ``since`` when resuming,
+        else those after ``last`` (the id its welcome announced)."""
+        if conn.team_id not in self._cursors:
+            self._cursors[conn.team_id] = last.encode()
+            await self.redis.xadd(self._wake_key, {"w": "1"}, maxlen=10, approximate=True)
+        conn.replaying = since is not None
+        conn.cursor = parse_id(since if since is not None else last)
+        self.teams.setdefault(conn.team_id, set()).add(conn)
+        if since is not None:
+            await self._replay(conn, since)
+
+    async def _replay(self, conn: Connection, since: str) -> None:
+        # Frames delivered live meanwhile wait in conn.held, so that they come
+        # after the replay, without gap or duplicate.
+        start = "(" + since
+        try:
+            while True:
+                page = await self.redis.xrange(self.key(conn.team_id), min=start, count=500)
+                for raw_id, fields in page:
+                    frame_id = raw_id.decode()
+                    if fields.get(b"s", b"").decode() != conn.id:
+                        conn.push(wire(frame_id, fields))
+                    conn.cursor = parse_id(frame_id)
+                if len(page) < 500:
+                    break
+                start = "(" + page[-1][0].decode()
+        finally:
+            for frame_id, text in conn.held:
+                if frame_id > conn.cursor:
+                    conn.push(text)
+                    conn.cursor = frame_id
+            conn.held.clear()
+            conn.replaying = False
+
+    def detach(self, conn: Connection) -> None:
+        team = self.teams.get(conn.team_id)
+        if team is not None:
+            team.discard(conn)
+            if not team:
+                del self.teams[conn.team_id]
+                self._cursors.pop(conn.team_id, None)
+
+    def connections(self) -> list[Connection]:
+        return [c for conns in self.teams.values() for c in conns]
+
+    def deliver(self, team_id: uuid.UUID, raw_id: bytes, fields: dict[bytes, bytes]) -> None:
+        conns = self.teams.get(team_id)
+        if not conns:
+            return
+        frame_id = parse_id(raw_id)
+        sender = fields.get(b"s", b"").decode()
+        text = wire(raw_id.decode(), fields)
+        for conn in list(conns):
+            if frame_id <= conn.cursor:
+                continue
+            if conn.replaying:
+                conn.held.append((frame_id, text))
+                continue
+            conn.cursor = frame_id
+            if conn.id != sender:
+                conn.push(text)
+        self._enforce_membership(team_id, fields)
+
+    def _enforce_membership(self, team_id: uuid.UUID, fields: dict[bytes, bytes]) -> None:
+        """Domain events that take a member out act on every instance at once."""
+        frame: dict[str, Any] = json.loads(fields[b"f"])
+        kind = frame.get("type")
+        if kind not in ("member.removed", "team.deleted", "member.role_changed"):
+            return
+        data = frame.get("data") or {}
+        for conn in list(self.teams.get(team_id, ())):
+            if kind == "team.deleted" or (
+                kind == "member.removed" and str(conn.user_id) == str(data.get("user_id"))
+            ):
+                conn.close(1008, "Not a team member")
+            elif kind == "member.role_changed" and str(conn.user_id) == str(data.get("user_id")):
+                conn.role_stale = True
+
+    async def run(self, redis_url: str) -> None:
+        """Read every stream this instance listens to, for ever."""
+        self._reader = aioredis.from_url(redis_url)
+        try:
+            while True:
+                streams: dict[Any, Any] = {self._wake_key: self._wake_cursor}
+                keys = {self.key(t): t for t in self._cursors}
+                streams.update({k: self._cursors[t] for k, t in keys.items()})
+                try:
+                    result = await self._reader.xread(
+                        streams, count=READ_COUNT, block=READ_BLOCK_MS
+                    )
+                except (aioredis.ConnectionError, aioredis.TimeoutError) as exc:
+                    log.warning("stream read failed; retrying", error=repr(exc))
+                    await asyncio.sleep(0.5)
+                    continue
+                for raw_key, entries in result or []:
+                    key = raw_key.decode()
+                    if key == self._wake_key:
+                        self._wake_cursor = entries[-1][0]
+                        continue
+                    team_id = keys.get(key)
+                    if team_id is None or team_id not in self._cursors:
+                        continue
+                    for raw_id, fields in entries:
+                        self.deliver(team_id, raw_id, fields)
+                    self._cursors[team_id] = entries[-1][0]
+        finally:
+            await self._reader.aclose()

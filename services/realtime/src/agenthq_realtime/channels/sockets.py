@@ -1,0 +1,238 @@
+"""The WebSocket endpoint: authentication, membership, the welcome, and the
+frames a client sends (REALTIME.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import WebSocket, WebSocketDisconnect
+
+from agenthq_common.auth import CurrentUser, TokenVerifier
+from agenthq_common.authz import Membership, MembershipResolver
+from agenthq_common.db import Database
+from agenthq_common.errors import DomainError
+from agenthq_common.logging import get_logger
+from agenthq_realtime.channels.frames import MAX_FRAME_BYTES, entry, is_reserved, valid_id
+from agenthq_realtime.channels.hub import Connection, Hub
+from agenthq_realtime.channels.presence import Presence
+
+log = get_logger(__name__)
+
+RATE_PER_SECOND = 20
+MAX_STRIKES = 10  # invalid or refused frames before the socket is closed
+CLOSE_FRAME_SECONDS = 10.0
+TOKEN_INVALID = 4401
+POLICY = 1008
+
+
+def can_broadcast(membership: Membership) -> bool:
+    """Roles that may only read (viewer) may not speak either."""
+    return any(not p.endswith(":read") for p in membership.permissions)
+
+
+@dataclass
+class Channels:
+    """Everything the endpoint needs, wired once by ``bootstrap``."""
+
+    hub: Hub
+    presence: Presence
+    db: Database
+    verifier: TokenVerifier
+    resolver: MembershipResolver
+    send_buffer: int
+    auth_timeout: float
+
+    async def membership(
+        self, team_id: uuid.UUID, user: CurrentUser, token: str
+    ) -> Membership | None:
+        async with self.db.unit_of_work() as uow:
+            return await self.resolver.resolve(uow.session, team_id, user, token)
+
+    async def announce(self, team_id: uuid.UUID, user_id: uuid.UUID, kind: str) -> None:
+        await self.hub.append(team_id, entry(kind, team_id, user_id, {"user_id": str(user_id)}))
+
+
+def _bearer(websocket: WebSocket) -> str | None:
+    header = websocket.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return websocket.query_params.get("token") or None
+
+
+async def _auth_frame(websocket: WebSocket, timeout: float) -> tuple[str | None, str | None]:
+    """The token (and resume point) of the first frame, if it is an auth frame."""
+    try:
+        raw = await asyncio.wait_for(websocket.receive_text(), timeout)
+        frame = json.loads(raw)
+    except (TimeoutError, ValueError, KeyError, RuntimeError):
+        return None, None
+    if not isinstance(frame, dict) or frame.get("type") != "auth":
+        return None, None
+    token, since = frame.get("token"), frame.get("since")
+    return (token if isinstance(token, str) else None), (since if isinstance(since, str) else None)
+
+
+async def serve(websocket: WebSocket, team_id: uuid.UUID, channels: Channels) -> None:
+    await websocket.accept()
+    token, since = _bearer(websocket), websocket.query_params.get("since")
+    if token is None:
+        token, frame_since = await _auth_frame(websocket, channels.auth_timeout)
+        since = since or frame_since
+    if token is None:
+        await websocket.close(TOKEN_INVALID, "Authentication required")
+        return
+    try:
+        user = await channels.verifier.verify(token)
+    except DomainError:
+        await websocket.close(TOKEN_INVALID, "Invalid or expired token")
+        return
+    membership = await channels.membership(team_id, user, token)
+    if membership is None:
+        await websocket.close(POLICY, "Not a team member")
+        return
+    if since is not None and not valid_id(since):
+        since = "0-0"  # unreadable: treat as too old, the client reloads
+
+    conn = Connection(
+        id=uuid.uuid4().hex,
+        team_id=team_id,
+        user_id=user.id,
+        role=membership.role,
+        can_broadcast=can_broadcast(membership),
+        websocket=websocket,
+        queue=asyncio.Queue(maxsize=channels.send_buffer),
+    )
+    member = channels.presence.member(conn.id, conn.connected_at)
+    if await channels.presence.join(team_id, user.id, conn.id, conn.connected_at):
+        await channels.announce(team_id, user.id, "presence.joined")
+    last, resumable = await channels.hub.prepare(team_id, since)
+    present = await channels.presence.of_team(team_id)
+    conn.push(
+        json.dumps(
+            {
+                "type": "welcome",
+                "connection_id": conn.id,
+                "user_id": str(user.id),
+                "team_id": str(team_id),
+                "presence": [
+                    {"user_id": str(p.user_id), "connections": p.connections} for p in present
+                ],
+                "last_id": last,
+            }
+        )
+    )
+    if not resumable:
+        conn.push('{"type":"resume.failed"}')
+    await channels.hub.attach(conn, since if resumable else None, last)
+    sender = asyncio.create_task(_send(conn))
+    receiver = asyncio.create_task(_receive(conn, channels, token))
+    closing = asyncio.create_task(conn.closing.wait())
+    try:
+        # Until the client leaves, or the server ends the connection (a member
+        # removed, too many bad frames, a send buffer overflowing).
+        await asyncio.wait({receiver, closing}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        channels.hub.detach(conn)
+        for task in (receiver, closing, sender):
+            task.cancel()
+        if await channels.presence.leave(team_id, user.id, member):
+            await channels.announce(team_id, user.id, "presence.left")
+        if conn.close_code is not None:
+            # After whatever the socket still holds: a client that reads again
+            # gets it; one that never does costs nothing more than this wait.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    websocket.close(conn.close_code, conn.close_reason), CLOSE_FRAME_SECONDS
+                )
+
+
+async def _send(conn: Connection) -> None:
+    """Write queued frames to the socket, in order."""
+    websocket = conn.websocket
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+        while True:
+            await websocket.send_text(await conn.queue.get())
+
+
+def _error(conn: Connection, code: str, message: str) -> None:
+    conn.push(json.dumps({"type": "error", "code": code, "message": message}))
+
+
+async def _receive(conn: Connection, channels: Channels, token: str) -> None:
+    allowance, checked = float(RATE_PER_SECOND), time.monotonic()
+    strikes = 0
+    while True:
+        try:
+            message = await conn.websocket.receive()
+        except (WebSocketDisconnect, RuntimeError):
+            return
+        if message["type"] == "websocket.disconnect":
+            return
+        raw = message.get("text")
+        if raw is None and message.get("bytes") is not None:
+            raw = message["bytes"]
+        now = time.monotonic()
+        allowance = min(RATE_PER_SECOND, allowance + (now - checked) * RATE_PER_SECOND)
+        checked = now
+        problem = _check(raw, allowance)
+        if problem is None:
+            allowance -= 1
+            frame = json.loads(raw)  # type: ignore[arg-type]
+            problem = await _handle(conn, channels, frame, token)
+        if problem is not None:
+            strikes += 1
+            _error(conn, *problem)
+            if strikes >= MAX_STRIKES:
+                # The error frames go first: the client learns why.
+                await asyncio.sleep(0.05)
+                conn.close(POLICY, "Too many invalid or refused frames")
+                return
+
+
+def _check(raw: Any, allowance: float) -> tuple[str, str] | None:
+    if allowance < 1:
+        return "rate_limited", f"At most {RATE_PER_SECOND} frames per second"
+    if raw is None or len(raw) > MAX_FRAME_BYTES:
+        return "frame_too_large", f"Frames are at most {MAX_FRAME_BYTES} bytes"
+    try:
+        frame = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return "invalid_json", "Frames are JSON objects"
+    if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+        return "invalid_frame", 'Frames are objects with a string "type"'
+    if not 0 < len(frame["type"]) <= 100:
+        return "invalid_frame", "type must be 1 to 100 characters"
+    return None
+
+
+async def _handle(
+    conn: Connection, channels: Channels, frame: dict[str, Any], token: str
+) -> tuple[str, str] | None:
+    kind = frame["type"]
+    if kind == "ping":
+        conn.push('{"type":"pong"}')
+        return None
+    if is_reserved(kind):
+        return "reserved_type", f"'{kind}' is reserved for the server"
+    if conn.role_stale:
+        user = CurrentUser(id=conn.user_id, token_id="", claims={})
+        membership = await channels.membership(conn.team_id, user, token)
+        if membership is None:
+            conn.close(POLICY, "Not a team member")
+            return None
+        conn.role, conn.can_broadcast = membership.role, can_broadcast(membership)
+        conn.role_stale = False
+    if not conn.can_broadcast:
+        return "forbidden", f"The role '{conn.role}' may not broadcast"
+    await channels.hub.append(
+        conn.team_id,
+        entry(kind, conn.team_id, conn.user_id, frame.get("data", {}), sender=conn.id),
+    )
+    return None
