@@ -294,3 +294,28 @@ async def lagging_client_is_cut_off(  # type: ignore[no-untyped-def]
     while chunk := await asyncio.to_thread(stalled.recv, 1 << 20):
         tail = (tail + chunk)[-64:]
     assert b"\x88" in tail and (1013).to_bytes(2, "big") in tail
+
+
+async def test_tokens_never_reach_a_log_line(
+    rt: Harness, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    user = uuid.uuid4()
+    team = await rt.team((user, "admin"))
+    caplog.set_level("DEBUG")
+    for how in ("query", "header", "frame"):
+        ws = await rt.connect(rt.a, team, user, how=how)
+        await receive(ws)
+        await ws.close()
+    bad = await rt.connect(rt.b, team, None, how="query")
+    await bad.close()
+    await asyncio.sleep(0.2)
+    token = rt.signer.token(user)
+    signature = token.rsplit(".", 1)[1]
+    # The server's lines (the test's own websockets client logs its requests).
+    server_lines = [
+        r.getMessage() for r in caplog.records if not r.name.startswith("websockets.client")
+    ]
+    logged = capsys.readouterr().out + "\n".join(server_lines)
+    assert "/ws/teams/" in logged  # the connection lines were there
+    assert signature not in logged
+    assert "token=ey" not in logged
