@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from fastapi import FastAPI
 
 from agenthq_common.auth import KeySource
@@ -27,7 +29,7 @@ def bootstrap(settings: RealtimeSettings, *, key_source: KeySource | None = None
     hub = Hub(
         service.redis,
         prefix=prefix,
-        instance_id=settings.instance_id,
+        instance_id=settings.instance_id or uuid.uuid4().hex[:12],
         history=settings.history_frames,
     )
     channels = Channels(

@@ -1,4 +1,3 @@
-import uuid
 from typing import ClassVar
 
 from pydantic import Field
@@ -13,8 +12,8 @@ class RealtimeSettings(ServiceSettings):
         validation_alias="AGENTHQ_REALTIME_DATABASE_URL",
         description="The realtime service's database (default: <postgres_url>/agenthq_realtime)",
     )
-    instance_id: str = Field(
-        default_factory=lambda: uuid.uuid4().hex[:12],
+    instance_id: str | None = Field(
+        default=None,
         validation_alias="AGENTHQ_REALTIME_INSTANCE_ID",
         description="This instance's name in presence entries (default: random per process)",
     )
