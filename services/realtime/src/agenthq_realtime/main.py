@@ -13,7 +13,7 @@ from agenthq_realtime.channels.api import router as channels_router
 from agenthq_realtime.channels.hub import Hub
 from agenthq_realtime.channels.presence import Presence
 from agenthq_realtime.channels.sockets import Channels
-from agenthq_realtime.channels.upkeep import close_all, keep_presence
+from agenthq_realtime.channels.upkeep import close_all, close_first_on_sigterm, keep_presence
 from agenthq_realtime.consumers import register_fanout_handlers
 from agenthq_realtime.settings import RealtimeSettings
 
@@ -59,6 +59,10 @@ def bootstrap(settings: RealtimeSettings, *, key_source: KeySource | None = None
     async def shutdown() -> None:
         await close_all(channels)
 
+    async def handle_sigterm() -> None:
+        close_first_on_sigterm(channels)
+
+    service.on_startup(handle_sigterm)
     service.run_in_background(read_streams)
     service.run_in_background(upkeep)
     service.on_shutdown(shutdown)

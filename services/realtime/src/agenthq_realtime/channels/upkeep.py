@@ -5,6 +5,8 @@ when it stops."""
 from __future__ import annotations
 
 import asyncio
+import signal
+import threading
 import uuid
 
 from agenthq_common.logging import get_logger
@@ -50,3 +52,30 @@ async def close_all(channels: Channels) -> None:
         if not channels.hub.connections():
             break
         await asyncio.sleep(0.1)
+
+
+def close_first_on_sigterm(channels: Channels) -> None:
+    """On SIGTERM, close every socket with 1001 *before* uvicorn's own
+    shutdown, which would otherwise close them with 1012; then let uvicorn go
+    on as usual (its handler is called once ours is done)."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # signals reach the main thread only (e.g. servers in tests)
+    previous = signal.getsignal(signal.SIGTERM)
+    loop = asyncio.get_running_loop()
+
+    async def drain_then_exit() -> None:
+        try:
+            await close_all(channels)
+        finally:
+            if callable(previous):
+                previous(signal.SIGTERM, None)
+
+    running: set[asyncio.Task[None]] = set()  # a reference, so the task is not collected
+
+    def on_sigterm() -> None:
+        loop.remove_signal_handler(signal.SIGTERM)
+        task = loop.create_task(drain_then_exit())
+        running.add(task)
+        task.add_done_callback(running.discard)
+
+    loop.add_signal_handler(signal.SIGTERM, on_sigterm)
