@@ -1380,15 +1380,7 @@ def child_main(role: str, conn: Connection, config: dict[str, Any]) -> None:
 class Proc(eb.Proc):
     """bench/events.py's child process, running this module's roles."""
 
-    def __init__(self, ctx: Any, role: str, config: dict[str, Any]) -> None:
-        self.role = role
-        self.conn, child_conn = ctx.Pipe()
-        self.process = ctx.Process(
-            target=child_main, args=(role, child_conn, config), name=f"bench-{role}", daemon=True
-        )
-        self.process.start()
-        child_conn.close()
-        self.pid: int = self.process.pid
+    child_main = staticmethod(child_main)
 
 
 async def ingest_once(

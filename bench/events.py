@@ -669,13 +669,19 @@ def child_main(role: str, conn: Connection, config: dict[str, Any]) -> None:
 
 
 class Proc:
-    """One child process and the pipe to it."""
+    """One child process and the pipe to it. Other benches subclass it with
+    their own ``child_main`` (a module-level function, which spawn can import)."""
+
+    child_main = staticmethod(child_main)
 
     def __init__(self, ctx: Any, role: str, config: dict[str, Any]) -> None:
         self.role = role
         self.conn, child_conn = ctx.Pipe()
         self.process = ctx.Process(
-            target=child_main, args=(role, child_conn, config), name=f"bench-{role}", daemon=True
+            target=self.child_main,
+            args=(role, child_conn, config),
+            name=f"bench-{role}",
+            daemon=True,
         )
         self.process.start()
         child_conn.close()
