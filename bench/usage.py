@@ -6,7 +6,7 @@ a process of its own, on a scratch database migrated with the usage
 migrations, under the broker namespace ``bench-<random>.``. Its
 ``usage.metering`` consumer counts each batch in one transaction: the inbox
 insert, one statement that writes the ledger (``metered_events``) and upserts
-the daily counters (``usage_stats``), then ``check_quotas``. Its
+the daily counters (``usage_stats``), then ``Billing.after_counting`` (quotas). Its
 ``handle_messages`` is wrapped (no service code is changed) to note when each
 batch has committed, and a few of the functions it calls are wrapped to time
 the stages of a batch.
@@ -64,7 +64,6 @@ from aio_pika.abc import AbstractIncomingMessage
 
 import agenthq_common.db as common_db
 import agenthq_usage.billing.service as billing_service
-import agenthq_usage.consumers as usage_consumers
 import agenthq_usage.metering.service as metering_service
 from agenthq_common.bus import Bus
 from agenthq_common.events import CloudEvent
@@ -421,9 +420,9 @@ class UsageService(Consumer):
         metering_service.metered_from_event = t.wrap_sync(
             STAGES[2], metering_service.metered_from_event
         )
-        usage_consumers.check_quotas = t.wrap_async(STAGES[4], usage_consumers.check_quotas)
-        # One call per team of the running month in a batch: its plan and its month's totals.
-        billing_service.Billing.quotas = t.wrap_async("quotas", billing_service.Billing.quotas)  # type: ignore[method-assign]
+        billing_service.Billing.after_counting = t.wrap_async(  # type: ignore[method-assign]
+            STAGES[4], billing_service.Billing.after_counting
+        )
         common_db.UnitOfWork.commit = t.wrap_async(STAGES[5], common_db.UnitOfWork.commit)  # type: ignore[method-assign]
 
         async def timed(messages: list[AbstractIncomingMessage]) -> list[Exception | None]:
@@ -459,10 +458,8 @@ class UsageService(Consumer):
             "stages_s": stages,
             "batch_s": s["batch"],
             "applied": self.timer.applied,
-            "quota_checks": self.timer.calls["quotas"],
             "apply_calls": self.timer.calls["_apply"],
             "handler_calls": self.timer.calls["batch handler"],
-            "quota_checks_s": s["quotas"],
         }
 
 
@@ -567,10 +564,6 @@ class Side:
             figures["applied"] = cons["applied"]
             figures["apply_calls"] = cons["apply_calls"]
             figures["handler_calls"] = cons["handler_calls"]
-            figures["quota_checks_per_batch"] = cons["quota_checks"] / len(cons["batches"])
-            figures["ms_per_quota_check"] = (
-                cons["quota_checks_s"] * 1e3 / cons["quota_checks"] if cons["quota_checks"] else 0
-            )
             if cons["applied"] != unique:
                 raise eb.ChildFailed(
                     f"{self.name}: {cons['applied']} events applied for {unique} unique ones"

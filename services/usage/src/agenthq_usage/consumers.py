@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from agenthq_common.db import UnitOfWork
@@ -18,7 +17,7 @@ def register_metering_handlers(consumer: EventConsumer, billing: Billing) -> Non
         # One statement per batch; the ledger makes it exact even across the
         # HTTP ingest, the inbox makes a redelivered batch free.
         counted = await service.count(uow, [service.metered_from_event(e) for e, _ in events])
-        await check_quotas(billing, uow, counted)
+        await billing.after_counting(uow, counted)
 
     @consumer.on("team.created", "team.plan_changed")
     async def record_plan(event: CloudEvent, _: Any, uow: UnitOfWork) -> None:
@@ -26,17 +25,3 @@ def register_metering_handlers(consumer: EventConsumer, billing: Billing) -> Non
         team_id = event.teamid or event.data.get("team_id")
         if plan and team_id:
             await billing.record_plan(uow, team_id, str(plan), event.time)
-
-
-async def check_quotas(billing: Billing, uow: UnitOfWork, counted: list[Any]) -> None:
-    """Quotas are about the running month: late events of past months are
-    counted, but cannot block anything any more."""
-    now = datetime.now(UTC)
-    touched = [
-        (row["team_id"], row["metric"])
-        for row in counted
-        if row["team_id"] is not None
-        and (row["occurred_at"].year, row["occurred_at"].month) == (now.year, now.month)
-    ]
-    if touched:
-        await billing.check_quotas(uow, touched, now)

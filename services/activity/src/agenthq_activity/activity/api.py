@@ -35,12 +35,6 @@ def activity_log(request: Request) -> ActivityLog:
 Log = Annotated[ActivityLog, Depends(activity_log)]
 
 
-def _invalid(field: str, message: str) -> Unprocessable:
-    return Unprocessable(
-        f"{field}: {message}", details=[{"field": field, "in": "query", "message": message}]
-    )
-
-
 def _utc(at: datetime | None, field: str) -> datetime | None:
     # A time without an offset is read as UTC (so ?since=2026-11-01 works).
     if at is None:
@@ -48,7 +42,7 @@ def _utc(at: datetime | None, field: str) -> datetime | None:
     try:
         return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
     except OverflowError as exc:  # e.g. 9999-12-31T23:00-05:00 is in year 10000 in UTC
-        raise _invalid(field, "is outside the years 1 to 9999 in UTC") from exc
+        raise Unprocessable.field(field, "is outside the years 1 to 9999 in UTC") from exc
 
 
 def activity_filter(
@@ -81,14 +75,14 @@ def activity_filter(
 ) -> ActivityFilter:
     since, until = _utc(since, "since"), _utc(until, "until")
     if since is not None and until is not None and since >= until:
-        raise _invalid("until", "must be later than since")
+        raise Unprocessable.field("until", "must be later than since")
     exact, prefix = action, None
     if action is not None and action.endswith(("*", ".")):
         exact, prefix = None, action.rstrip("*")
         if not prefix:
-            raise _invalid("action", "a prefix needs at least one character before '*'")
+            raise Unprocessable.field("action", "a prefix needs at least one character before '*'")
     if q is not None and not any(ch.isalnum() for ch in q):
-        raise _invalid("q", "must contain at least one letter or digit")
+        raise Unprocessable.field("q", "must contain at least one letter or digit")
     return ActivityFilter(
         team_id=member.team_id,
         user_id=user_id,

@@ -7,6 +7,7 @@ per-row work would cost more than PostgreSQL's.
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ class NewRecord:
     resource_type: str | None
     resource_id: str | None
     metadata: str | None  # JSON text as the producer sent it
-    ip_address: str | None
+    ip_address: ipaddress.IPv4Address | ipaddress.IPv6Address | str | None
     user_agent: str | None
     created_at: datetime
     seq: int = 0
@@ -127,7 +128,7 @@ class ActivityRepository:
                     r.resource_type,
                     r.resource_id,
                     r.metadata_text,
-                    r.ip_address,
+                    str(r.ip_address) if r.ip_address is not None else None,
                     r.user_agent,
                     r.created_at,
                     r.seq,

@@ -29,13 +29,14 @@ from agenthq_common.logging import get_logger
 log = get_logger(__name__)
 
 
-def _valid_ip(value: str | None) -> str | None:
+def _valid_ip(value: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     # A producer outside the project may send anything; an unparsable address
-    # is dropped rather than failing the whole record.
+    # is dropped rather than failing the whole record. Parsed once: the hash
+    # and the insert both use this object.
     if not value:
         return None
     try:
-        return str(ipaddress.ip_address(value))
+        return ipaddress.ip_address(value)
     except ValueError:
         return None
 

@@ -121,14 +121,19 @@ class Presence:
         return left
 
     async def of_team(self, team_id: uuid.UUID) -> list[Present]:
+        """Every present user (two round trips, whatever the team's size: this
+        runs for every socket's welcome)."""
         now = time.time()
+        users = sorted(await self.redis.smembers(self._users(team_id)))
+        if not users:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for raw_user in users:
+                pipe.zrangebyscore(self._conns(team_id, raw_user.decode()), now, "+inf")
+            live = await pipe.execute()
         present = []
-        for raw_user in sorted(await self.redis.smembers(self._users(team_id))):
-            members = await self.redis.zrangebyscore(
-                self._conns(team_id, raw_user.decode()), now, "+inf"
-            )
-            if not members:
-                continue
-            since = min(float(m.decode().rsplit("|", 1)[1]) for m in members)
-            present.append(Present(uuid.UUID(raw_user.decode()), len(members), since))
+        for raw_user, members in zip(users, live, strict=True):
+            if members:
+                since = min(float(m.decode().rsplit("|", 1)[1]) for m in members)
+                present.append(Present(uuid.UUID(raw_user.decode()), len(members), since))
         return present

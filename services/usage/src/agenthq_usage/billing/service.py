@@ -97,6 +97,20 @@ class Billing:
             )
         return quotas
 
+    async def after_counting(self, uow: UnitOfWork, counted: Sequence[Any]) -> None:
+        """Check the quotas the newly counted events touched (rows of
+        ``UsageRepository.count``). Quotas are about the running month: late
+        events of past months are counted, but cannot block anything any more."""
+        now = datetime.now(UTC)
+        touched = [
+            (row["team_id"], row["metric"])
+            for row in counted
+            if row["team_id"] is not None
+            and (row["occurred_at"].year, row["occurred_at"].month) == (now.year, now.month)
+        ]
+        if touched:
+            await self.check_quotas(uow, touched, now)
+
     async def check_quotas(
         self, uow: UnitOfWork, touched: Sequence[tuple[uuid.UUID, str]], now: datetime | None = None
     ) -> None:

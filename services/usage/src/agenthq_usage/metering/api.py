@@ -11,7 +11,6 @@ from agenthq_common.authz import require
 from agenthq_common.deps import Uow, get_service
 from agenthq_common.errors import Forbidden, Unauthorized, Unprocessable
 from agenthq_usage.billing.service import Billing
-from agenthq_usage.consumers import check_quotas
 from agenthq_usage.metering import service
 from agenthq_usage.metering.repository import Metered
 from agenthq_usage.metering.schemas import (
@@ -31,12 +30,6 @@ MAX_INGEST_BATCH = 1000
 MAX_CLOCK_SKEW = timedelta(hours=1)
 
 
-def _invalid(field: str, message: str) -> Unprocessable:
-    return Unprocessable(
-        f"{field}: {message}", details=[{"field": field, "in": "query", "message": message}]
-    )
-
-
 @router.get(
     "/v1/teams/{team_id}/usage", response_model=DailyUsagePage, summary="Daily usage of a team"
 )
@@ -52,9 +45,9 @@ async def daily_usage(
     last = to or datetime.now(UTC).date()
     first = from_ or last - timedelta(days=29)
     if first > last:
-        raise _invalid("to", "must not be before from")
+        raise Unprocessable.field("to", "must not be before from")
     if (last - first).days >= MAX_RANGE_DAYS:
-        raise _invalid("from", f"a range covers at most {MAX_RANGE_DAYS} days")
+        raise Unprocessable.field("from", f"a range covers at most {MAX_RANGE_DAYS} days")
     days = await service.daily(uow, member.team_id, first, last)
     return DailyUsagePage(items=[DailyUsage.model_validate(d) for d in days])
 
@@ -113,10 +106,7 @@ async def ingest_usage_events(
     for i, event in enumerate(events):
         at = event.time if event.time.tzinfo else event.time.replace(tzinfo=UTC)
         if at > horizon:
-            raise Unprocessable(
-                "An event's time is in the future",
-                details=[{"field": f"{i}.time", "in": "body", "message": "is in the future"}],
-            )
+            raise Unprocessable.field(f"{i}.time", "is in the future", where="body")
         metered.append(
             Metered(
                 event_id=event.id,
@@ -129,5 +119,5 @@ async def ingest_usage_events(
             )
         )
     counted = await service.count(uow, metered)
-    await check_quotas(get_service(request).component(Billing), uow, counted)
+    await get_service(request).component(Billing).after_counting(uow, counted)
     return IngestResult(accepted=len(counted), duplicates=len(events) - len(counted))
