@@ -14,7 +14,7 @@ import pytest
 from agenthq_common.testing.plugin import eventually
 from agenthq_devctl.supervisor import Stack
 
-from .test_authorization import add_member, create_team, sign_up
+from .people import add_member, create_team, sign_up
 
 pytestmark = pytest.mark.e2e
 

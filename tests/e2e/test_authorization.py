@@ -4,7 +4,6 @@ the events arrive, from the team service itself (read-your-writes)."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import httpx
@@ -12,52 +11,9 @@ import pytest
 
 from agenthq_common.testing.plugin import eventually
 
+from .people import add_member, create_team, sign_up
+
 pytestmark = pytest.mark.e2e
-
-PASSWORD = "correct horse battery"
-
-
-async def sign_up(gateway: httpx.AsyncClient, name: str) -> dict[str, Any]:
-    email = f"{name}-{uuid.uuid4().hex[:8]}@example.com"
-    registered = await gateway.post(
-        "/v1/auth/register", json={"email": email, "password": PASSWORD, "name": name}
-    )
-    assert registered.status_code == 201, registered.text
-    tokens = await gateway.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
-    assert tokens.status_code == 200, tokens.text
-    return {
-        "user": registered.json(),
-        "email": email,
-        "headers": {"Authorization": f"Bearer {tokens.json()['access_token']}"},
-    }
-
-
-async def create_team(gateway: httpx.AsyncClient, owner: dict[str, Any], name: str) -> str:
-    created = await gateway.post("/v1/teams", json={"name": name}, headers=owner["headers"])
-    assert created.status_code == 201, created.text
-    return str(created.json()["id"])
-
-
-async def add_member(
-    gateway: httpx.AsyncClient, team_id: str, admin: dict[str, Any], who: dict[str, Any], role: str
-) -> dict[str, Any]:
-    """Add ``who`` by email once the team service has heard of them (user.registered)."""
-
-    async def added() -> dict[str, Any] | None:
-        response = await gateway.post(
-            f"/v1/teams/{team_id}/members",
-            json={"email": who["email"], "role": role},
-            headers=admin["headers"],
-        )
-        if response.status_code == 404:
-            assert response.json()["error"]["code"] == "user_not_found", response.text
-            return None
-        assert response.status_code == 201, response.text
-        return dict(response.json())
-
-    member = await eventually(added, within=20.0, interval=0.2)
-    assert member["user_id"] == who["user"]["id"] and member["role"] == role
-    return member
 
 
 async def activity(gateway: httpx.AsyncClient, team_id: str, who: dict[str, Any]) -> httpx.Response:

@@ -14,7 +14,7 @@ from websockets.exceptions import ConnectionClosed
 
 from agenthq_devctl.supervisor import Stack
 
-from .test_authorization import create_team, sign_up
+from .people import create_team, sign_up
 
 pytestmark = pytest.mark.e2e
 

@@ -18,7 +18,7 @@ from agenthq_common.testing.plugin import eventually
 from agenthq_devctl.supervisor import Stack
 
 from .conftest import USAGE_CREDENTIAL
-from .test_authorization import create_team, sign_up
+from .people import create_team, sign_up
 
 pytestmark = pytest.mark.e2e
 

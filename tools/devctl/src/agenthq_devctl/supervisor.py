@@ -30,7 +30,8 @@ def _die_with_parent() -> None:
 
 @dataclass
 class ServiceProcess:
-    name: str
+    name: str  # the service's name, or a replica's (``realtime-2``)
+    service: str
     port: int
     log_path: Path
     process: asyncio.subprocess.Process | None = None
@@ -73,9 +74,25 @@ class Stack:
         for service in SERVICES:
             await self.start_service(service, env)
 
-    async def start_service(self, service: str, env: dict[str, str] | None = None) -> None:
-        """Start (or start again, after it stopped) one service's process."""
-        proc = ServiceProcess(service, self.ports[service], self.log_dir / f"{service}.log")
+    async def start_service(
+        self,
+        service: str,
+        env: dict[str, str] | None = None,
+        *,
+        name: str | None = None,
+        port: int | None = None,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> ServiceProcess:
+        """Start (or start again, after it stopped) one service's process.
+
+        ``name`` and ``port`` start another process of the same service (a
+        replica, sharing its database and queues), kept under ``name``;
+        ``extra_env`` is added to that process's environment only."""
+        name = name or service
+        if port is None:
+            known = self.processes.get(name)
+            port = known.port if known is not None else self.ports[service]
+        proc = ServiceProcess(name, service, port, self.log_dir / f"{name}.log")
         log = proc.log_path.open("ab")
         proc.process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -90,16 +107,21 @@ class Stack:
             "--no-access-log",
             "--timeout-graceful-shutdown",
             "10",
+            # The sans-I/O protocol: no extra tasks per socket (the realtime
+            # service holds thousands), and no deprecated legacy module.
+            "--ws",
+            "websockets-sansio",
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
-            env=env or self.service_env(),
+            env={**(env or self.service_env()), **(extra_env or {})},
             # Own session: Ctrl-C reaches only us, and we stop the children in
             # order (a second signal would make uvicorn skip its graceful exit).
             start_new_session=True,
             preexec_fn=_die_with_parent,
         )
         log.close()
-        self.processes[service] = proc
+        self.processes[name] = proc
+        return proc
 
     async def wait_ready(  # type: ignore[no-untyped-def]
         self, timeout: float = 120.0, on_ready=None, on_waiting=None, only=None
