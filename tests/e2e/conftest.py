@@ -15,6 +15,7 @@ from agenthq_common.testing.infra import Infrastructure
 from agenthq_common.testing.plugin import Databases
 from agenthq_devctl.services import SERVICES
 from agenthq_devctl.supervisor import Stack
+from agenthq_gateway.settings import DEFAULT_RATE_LIMITS
 
 USAGE_CREDENTIAL = f"e2e-producer-{uuid.uuid4().hex}"
 
@@ -40,6 +41,8 @@ async def stack(
         "AGENTHQ_OUTBOX_POLL_INTERVAL": "0.5",
         "AGENTHQ_USAGE_INGEST_CREDENTIALS": json.dumps([USAGE_CREDENTIAL]),
         "AGENTHQ_API_CALLS_FLUSH_INTERVAL": "1",
+        # The default limits, but every test signs up from 127.0.0.1.
+        "AGENTHQ_RATE_LIMITS": json.dumps({**DEFAULT_RATE_LIMITS, "auth": {"ip": "100000/minute"}}),
     }
     for service in SERVICES:
         env[f"AGENTHQ_{service.upper()}_DATABASE_URL"] = await databases.fresh(service)

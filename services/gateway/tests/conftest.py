@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 import uvicorn
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -30,6 +32,7 @@ from starlette.routing import Route
 
 from agenthq_common.service import Service
 from agenthq_common.testing.plugin import serve_in_process
+from agenthq_common.testing.tokens import TestSigner
 from agenthq_gateway.context import GatewayContext
 from agenthq_gateway.main import bootstrap
 from agenthq_gateway.settings import GatewaySettings
@@ -133,6 +136,47 @@ class Gateway:
         return user, await self.login(user["email"])
 
 
+def forged_tokens(gateway: Gateway, user_id: str, signer: TestSigner) -> dict[str, str]:
+    """Every way a token can be wrong, for ``user_id``; each must get 401."""
+    keys = gateway.context.keys
+    kid = keys.jwks["keys"][0]["kid"]
+    now = int(time.time())
+    stranger = Ed25519PrivateKey.generate()
+    public_x = keys.jwks["keys"][0]["x"]
+    return {
+        "garbage": "garbage",
+        "three garbage parts": "aaa.bbb.ccc",
+        "empty": "",
+        "expired": keys.sign(claims_for(user_id, iat=now - 2000, exp=now - 60)),
+        "alg none": f"{b64url_json({'alg': 'none', 'typ': 'JWT', 'kid': kid})}."
+        f"{b64url_json(claims_for(user_id))}.",
+        "alg None, capitalised": f"{b64url_json({'alg': 'None', 'kid': kid})}."
+        f"{b64url_json(claims_for(user_id))}.",
+        "HS256 keyed with the public key": jwt.encode(
+            claims_for(user_id), public_x, algorithm="HS256", headers={"kid": kid}
+        ),
+        "another key, the gateway's kid": jwt.encode(
+            claims_for(user_id), stranger, algorithm="EdDSA", headers={"kid": kid}
+        ),
+        "the test signer's key": signer.token(uuid.UUID(user_id)),
+        "no kid": jwt.encode(claims_for(user_id), stranger, algorithm="EdDSA"),
+        "wrong issuer": keys.sign(claims_for(user_id, iss="someone-else")),
+        "wrong audience": keys.sign(claims_for(user_id, aud="other-audience")),
+        "sub not a uuid": keys.sign(claims_for(user_id, sub="admin")),
+        "no jti": keys.sign({k: v for k, v in claims_for(user_id).items() if k != "jti"}),
+        "no exp": keys.sign({k: v for k, v in claims_for(user_id).items() if k != "exp"}),
+        "tampered claims": tampered(keys.sign(claims_for(user_id)), user_id),
+        "not yet valid": keys.sign(claims_for(user_id, nbf=now + 600, iat=now + 600)),
+        "oversized": keys.sign(claims_for(user_id, padding="x" * 20_000)),
+    }
+
+
+def tampered(token: str, user_id: str) -> str:
+    header, _, signature = token.split(".")
+    other = claims_for(user_id, exp=int(time.time()) + 10 * 365 * 24 * 3600)
+    return f"{header}.{b64url_json(other)}.{signature}"
+
+
 GatewayFactory = Callable[..., contextlib.AbstractAsyncContextManager[Gateway]]
 
 
@@ -152,6 +196,8 @@ def start_gateway(settings_for: Callable[..., Any], gateway_db: str) -> GatewayF
     async def start(**overrides: Any) -> AsyncIterator[Gateway]:
         values: dict[str, Any] = {f"{name}_url": dead_url() for name in SERVICES}
         values["database_url"] = gateway_db
+        # Every test calls from one address: limits only where a test sets them.
+        values["rate_limits"] = {}
         values.update(overrides)
         settings = settings_for(GatewaySettings, **values)
         service, context = bootstrap(settings)
@@ -238,6 +284,17 @@ def echo_app(seen: list[dict[str, Any]]) -> Starlette:
             response.set_cookie("first", "1")
             response.set_cookie("second", "2")
             return response
+        if path.endswith("/slow"):
+            await asyncio.sleep(0.5)
+            return JSONResponse(record, status_code=201)
+        if path.endswith("/html-error"):
+            return Response(
+                "<html><body>Internal Server Error</body></html>", 500, media_type="text/html"
+            )
+        if path.endswith("/plain-error"):
+            return Response("Invalid HTTP request received.", 400, media_type="text/plain")
+        if path.endswith("/odd-json-error"):
+            return JSONResponse({"detail": "Not Found"}, status_code=404)
         if path.endswith("/big"):
             return Response(b"z" * BIG_RESPONSE_BYTES, media_type="application/octet-stream")
         return JSONResponse(record, headers={"X-Upstream-Custom": "echo"})
@@ -268,6 +325,25 @@ async def echo() -> AsyncIterator[Echo]:
     finally:
         server.should_exit = True
         await task
+
+
+def echo_urls(echo: Echo) -> dict[str, str]:
+    """Every service is the echo app, under a path prefix naming the service,
+    so the path the echo saw tells which service a request was routed to."""
+    return {f"{name}_url": f"{echo.url}/{name}" for name in SERVICES}
+
+
+def marker() -> str:
+    return f"m{uuid.uuid4().hex}"
+
+
+def body_of(record: dict[str, Any]) -> bytes:
+    return base64.b64decode(record["body_b64"])
+
+
+def only(records: list[dict[str, Any]]) -> dict[str, Any]:
+    assert len(records) == 1, records
+    return records[0]
 
 
 @contextlib.asynccontextmanager

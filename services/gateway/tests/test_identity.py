@@ -11,7 +11,6 @@ from typing import Any
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select, update
 
 from agenthq_common.bus import Bus
@@ -29,10 +28,10 @@ from .conftest import (
     PASSWORD,
     Gateway,
     GatewayFactory,
-    b64url_json,
     bearer,
     claims_for,
     error_code,
+    forged_tokens,
     jwt_parts,
     unique_email,
 )
@@ -530,47 +529,9 @@ async def test_me_without_a_token_is_401(gateway: Gateway) -> None:
     assert response.headers.get("x-request-id")
 
 
-def _forged_tokens(gateway: Gateway, user_id: str, signer: TestSigner) -> dict[str, str]:
-    keys = gateway.context.keys
-    kid = keys.jwks["keys"][0]["kid"]
-    now = int(time.time())
-    stranger = Ed25519PrivateKey.generate()
-    public_x = keys.jwks["keys"][0]["x"]
-    return {
-        "garbage": "garbage",
-        "three garbage parts": "aaa.bbb.ccc",
-        "empty": "",
-        "expired": keys.sign(claims_for(user_id, iat=now - 2000, exp=now - 60)),
-        "alg none": f"{b64url_json({'alg': 'none', 'typ': 'JWT', 'kid': kid})}."
-        f"{b64url_json(claims_for(user_id))}.",
-        "alg None, capitalised": f"{b64url_json({'alg': 'None', 'kid': kid})}."
-        f"{b64url_json(claims_for(user_id))}.",
-        "HS256 keyed with the public key": jwt.encode(
-            claims_for(user_id), public_x, algorithm="HS256", headers={"kid": kid}
-        ),
-        "another key, the gateway's kid": jwt.encode(
-            claims_for(user_id), stranger, algorithm="EdDSA", headers={"kid": kid}
-        ),
-        "the test signer's key": signer.token(uuid.UUID(user_id)),
-        "no kid": jwt.encode(claims_for(user_id), stranger, algorithm="EdDSA"),
-        "wrong issuer": keys.sign(claims_for(user_id, iss="someone-else")),
-        "wrong audience": keys.sign(claims_for(user_id, aud="other-audience")),
-        "sub not a uuid": keys.sign(claims_for(user_id, sub="admin")),
-        "no jti": keys.sign({k: v for k, v in claims_for(user_id).items() if k != "jti"}),
-        "no exp": keys.sign({k: v for k, v in claims_for(user_id).items() if k != "exp"}),
-        "tampered claims": _tampered(keys.sign(claims_for(user_id)), user_id),
-    }
-
-
-def _tampered(token: str, user_id: str) -> str:
-    header, _, signature = token.split(".")
-    other = claims_for(user_id, exp=int(time.time()) + 10 * 365 * 24 * 3600)
-    return f"{header}.{b64url_json(other)}.{signature}"
-
-
 async def test_me_refuses_bad_tokens(gateway: Gateway, signer: TestSigner) -> None:
     user = await gateway.register()
-    forged = _forged_tokens(gateway, user["id"], signer)
+    forged = forged_tokens(gateway, user["id"], signer)
     for name, token in forged.items():
         response = await gateway.client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 401, (name, response.text)

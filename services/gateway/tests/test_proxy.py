@@ -4,7 +4,6 @@ failures of upstreams, and the merged OpenAPI document."""
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import time
@@ -26,16 +25,14 @@ from .conftest import (
     Gateway,
     GatewayFactory,
     bearer,
+    body_of,
     claims_for,
+    echo_urls,
     error_code,
+    marker,
+    only,
     silent_upstream,
 )
-
-
-def echo_urls(echo: Echo) -> dict[str, str]:
-    """Every service is the echo app, under a path prefix naming the service,
-    so the path the echo saw tells which service a request was routed to."""
-    return {f"{name}_url": f"{echo.url}/{name}" for name in SERVICES}
 
 
 @pytest.fixture(scope="module")
@@ -50,21 +47,8 @@ async def token(edge: Gateway) -> str:
     return str(tokens["access_token"])
 
 
-def marker() -> str:
-    return f"m{uuid.uuid4().hex}"
-
-
 def headers_of(record: dict[str, Any], name: str) -> list[str]:
     return [v for k, v in record["headers"] if k.lower() == name.lower()]
-
-
-def body_of(record: dict[str, Any]) -> bytes:
-    return base64.b64decode(record["body_b64"])
-
-
-def only(records: list[dict[str, Any]]) -> dict[str, Any]:
-    assert len(records) == 1, records
-    return records[0]
 
 
 # --- authentication at the edge ------------------------------------------------------------
@@ -358,7 +342,7 @@ async def test_binary_and_large_bodies_stream_both_ways(
     edge: Gateway, echo: Echo, token: str
 ) -> None:
     m = marker()
-    payload = os.urandom(2 * 1024 * 1024 + 3)
+    payload = os.urandom(1024 * 1024)  # the edge's default limit, to the byte
     response = await edge.client.post(
         f"/v1/teams/{TEAM}/workspaces",
         params={"m": m},
@@ -465,7 +449,7 @@ async def test_upstream_down_is_503_with_retry_after(gateway: Gateway) -> None:
 async def test_upstream_timeout_is_504(start_gateway: GatewayFactory) -> None:
     async with (
         silent_upstream() as url,
-        start_gateway(team_url=url, upstream_timeout_seconds=0.5) as gw,
+        start_gateway(team_url=url, upstream_timeout_reads_seconds=0.5) as gw,
     ):
         _, tokens = await gw.signed_in_user()
         started = time.monotonic()

@@ -164,6 +164,9 @@ class TokenVerifier:
         return CurrentUser(id=user_id, token_id=str(claims["jti"]), claims=claims)
 
 
+MAX_TOKEN_CHARS = 8192
+
+
 def bearer_token(request: Request) -> str:
     header = request.headers.get("authorization")
     if not header:
@@ -171,4 +174,7 @@ def bearer_token(request: Request) -> str:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Authorization header must be 'Bearer <token>'", code="invalid_token")
+    if len(token) > MAX_TOKEN_CHARS:
+        # Ours are under 1 KiB: a huge one is not worth decoding (or caching).
+        raise Unauthorized("Token too large", code="invalid_token")
     return token.strip()

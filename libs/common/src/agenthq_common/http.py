@@ -7,6 +7,7 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -80,7 +81,7 @@ class RequestContextMiddleware:
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             try:
                 if scope["type"] == "http" and _has_nul(scope):
-                    await _send_error(
+                    await send_error(
                         send_with_id,
                         422,
                         error_body(
@@ -97,7 +98,7 @@ class RequestContextMiddleware:
                 log.exception("unhandled error", path=scope.get("path"))
                 if scope["type"] != "http" or status != 500 or started_response:
                     raise
-                await _send_error(
+                await send_error(
                     send_with_id, 500, error_body("internal_error", INTERNAL_ERROR_MESSAGE)
                 )
             finally:
@@ -123,7 +124,10 @@ def _has_nul(scope: Scope) -> bool:
     return b"%00" in raw.lower() or b"\x00" in raw or "\x00" in scope.get("path", "")
 
 
-async def _send_error(send: Send, status: int, body: dict[str, Any]) -> None:
+async def send_error(
+    send: Send, status: int, body: dict[str, Any], headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    """An error answer in the contract's shape, from ASGI middleware."""
     payload = json.dumps(body).encode()
     await send(
         {
@@ -132,6 +136,7 @@ async def _send_error(send: Send, status: int, body: dict[str, Any]) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(payload)).encode()),
+                *headers,
             ],
         }
     )

@@ -90,6 +90,7 @@ class Service:
         self._background: list[Callable[[], Awaitable[None]]] = [self.relay.run]
         self._tasks: list[asyncio.Task[None]] = []
         self._components: dict[type[Any], Any] = {}
+        self._middleware: list[tuple[type[Any], dict[str, Any]]] = []
 
     def consumer(
         self, queue: str, *, prefetch: int | None = None, max_batch: int = 100
@@ -100,6 +101,11 @@ class Service:
         )
         self.consumers.append(consumer)
         return consumer
+
+    def add_middleware(self, middleware: type[Any], **options: Any) -> None:
+        """An ASGI middleware inside the request context (so its answers carry
+        the request id and are logged); the first added is the outermost."""
+        self._middleware.append((middleware, options))
 
     def provide(self, component: object) -> None:
         """Make ``component`` (one per type) available to this service's routes."""
@@ -190,7 +196,9 @@ class Service:
         )
         app.state.service = self
         app.state.readiness_checks = self.readiness_checks()
-        app.add_middleware(RequestContextMiddleware)
+        for middleware, options in reversed(self._middleware):
+            app.add_middleware(middleware, **options)
+        app.add_middleware(RequestContextMiddleware)  # last added: outermost
         install_error_handlers(app)
         app.include_router(health_router)
         for router in self.routers:

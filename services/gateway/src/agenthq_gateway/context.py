@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from agenthq_gateway.edge.idempotency import IdempotencyStore
+from agenthq_gateway.edge.ratelimit import RateLimiter
 from agenthq_gateway.identity.service import LoginGuard
 from agenthq_gateway.identity.tokens import TokenIssuer
 from agenthq_gateway.keys import KeyStore
@@ -24,6 +26,8 @@ class GatewayContext:
     openapi: OpenAPIMerger
     meter: ApiCallMeter
     quotas: QuotaGuard
+    limiter: RateLimiter
+    idempotency: IdempotencyStore
 
 
 def get_gateway(request: Request) -> GatewayContext:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from agenthq_common.auth import StaticKeys
 from agenthq_common.logging import get_logger
@@ -13,6 +14,10 @@ from agenthq_common.membership import register_membership_handlers
 from agenthq_common.service import Service
 from agenthq_gateway.context import GatewayContext
 from agenthq_gateway.docs import router as docs_router
+from agenthq_gateway.edge.guards import EdgeGuard
+from agenthq_gateway.edge.idempotency import IdempotencyStore
+from agenthq_gateway.edge.ratelimit import RateLimiter
+from agenthq_gateway.identity.api import auth_router
 from agenthq_gateway.identity.api import router as identity_router
 from agenthq_gateway.identity.service import LoginGuard
 from agenthq_gateway.identity.tokens import TokenIssuer
@@ -26,6 +31,16 @@ from agenthq_gateway.settings import GatewaySettings
 
 log = get_logger(__name__)
 KEY_RELOAD_SECONDS = 60.0
+# What a browser script on an allowed origin may read of an answer.
+EXPOSED_HEADERS = [
+    "X-Request-ID",
+    "Retry-After",
+    "Idempotent-Replayed",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+    "RateLimit-Policy",
+]
 
 
 def bootstrap(settings: GatewaySettings) -> tuple[Service, GatewayContext]:
@@ -47,7 +62,10 @@ def bootstrap(settings: GatewaySettings) -> tuple[Service, GatewayContext]:
     }
     upstreams = Upstreams.create(
         urls,
-        timeout=settings.upstream_timeout_seconds,
+        timeouts={
+            "reads": settings.upstream_timeout_reads_seconds,
+            "writes": settings.upstream_timeout_writes_seconds,
+        },
         connect_timeout=settings.upstream_connect_timeout_seconds,
         trusted_proxies=settings.trusted_proxies,
     )
@@ -64,11 +82,38 @@ def bootstrap(settings: GatewaySettings) -> tuple[Service, GatewayContext]:
             service.redis,
             max_failures=settings.login_max_failures,
             window=settings.login_failure_window_seconds,
+            account_max_failures=settings.login_account_max_failures,
+            account_window=settings.login_account_window_seconds,
         ),
         upstreams=upstreams,
         openapi=OpenAPIMerger(urls, upstreams.client),
         meter=ApiCallMeter(service.redis, service.db, prefix=settings.bus_namespace),
         quotas=QuotaGuard(service.db),
+        limiter=RateLimiter(
+            settings.redis_url, prefix=settings.bus_namespace, limits=settings.rate_limits
+        ),
+        idempotency=IdempotencyStore(
+            service.redis,
+            prefix=settings.bus_namespace,
+            ttl_seconds=settings.idempotency_ttl_seconds,
+            # A claim outlives the slowest write, then frees the key of a
+            # gateway that died mid-request.
+            claim_seconds=int(settings.upstream_timeout_writes_seconds) + 30,
+        ),
+    )
+    if settings.cors_origins:
+        service.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            expose_headers=EXPOSED_HEADERS,
+            max_age=600,
+        )
+    service.add_middleware(
+        EdgeGuard,
+        max_body_bytes=settings.max_body_bytes,
+        max_header_bytes=settings.max_header_bytes,
     )
 
     async def reload_keys_forever() -> None:
@@ -82,6 +127,7 @@ def bootstrap(settings: GatewaySettings) -> tuple[Service, GatewayContext]:
 
     service.on_startup(keys.load)
     service.on_shutdown(upstreams.aclose)
+    service.on_shutdown(context.limiter.aclose)
     service.run_in_background(reload_keys_forever)
     register_membership_handlers(service.consumer("gateway.membership"))
     register_quota_handlers(service.consumer("gateway.quotas"))
@@ -92,6 +138,7 @@ def bootstrap(settings: GatewaySettings) -> tuple[Service, GatewayContext]:
     service.run_in_background(flush_api_calls)
     service.include_router(docs_router)
     service.include_router(identity_router)
+    service.include_router(auth_router)
     service.include_router(proxy_router)  # last: it catches every other /v1 path
     return service, context
 

@@ -9,8 +9,11 @@ address; hop-by-hop headers stay on their hop.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
+import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 from fastapi import APIRouter, Request
@@ -20,7 +23,13 @@ from starlette.responses import Response, StreamingResponse
 from agenthq_common.auth import bearer_token
 from agenthq_common.errors import BadGateway, GatewayTimeout, NotFound, ServiceUnavailable
 from agenthq_common.logging import get_logger
+from agenthq_gateway.edge.idempotency import HEADER as IDEMPOTENCY_HEADER
+from agenthq_gateway.edge.idempotency import StoredAnswer, fingerprint, storable, valid_key
+from agenthq_gateway.edge.ratelimit import WRITE_METHODS, route_class
 from agenthq_gateway.quotas import team_of
+
+if TYPE_CHECKING:
+    from agenthq_gateway.context import GatewayContext
 
 log = get_logger(__name__)
 
@@ -98,52 +107,72 @@ def forwarded_for(
     return chain[0]
 
 
+def is_contract_error(body: bytes) -> bool:
+    """``{"error": {"code": str, "message": str, ...}}``: the only error a
+    client may see from a service."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return False
+    error = doc.get("error") if isinstance(doc, dict) else None
+    return (
+        isinstance(error, dict)
+        and isinstance(error.get("code"), str)
+        and isinstance(error.get("message"), str)
+    )
+
+
 @dataclass
 class Upstreams:
     urls: dict[str, str]
     client: httpx.AsyncClient
     trusted_proxies: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
+    timeouts: dict[str, float]  # per route class (reads, writes)
 
     @classmethod
     def create(
         cls,
         urls: dict[str, str],
         *,
-        timeout: float,
+        timeouts: dict[str, float],
         connect_timeout: float,
         trusted_proxies: list[str],
     ) -> Upstreams:
         client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout, connect=connect_timeout),
+            timeout=httpx.Timeout(max(timeouts.values()), connect=connect_timeout),
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
             follow_redirects=False,
         )
         nets = [ipaddress.ip_network(n, strict=False) for n in trusted_proxies]
-        return cls(urls, client, nets)
+        return cls(urls, client, nets, timeouts)
 
-    async def forward(self, request: Request, service: str) -> Response:
+    async def forward(
+        self, request: Request, service: str, *, body: bytes | None, whole: bool = False
+    ) -> Response:
+        """The service's answer to ``request`` (with ``body``, read beforehand
+        within the edge's limit). ``whole``: read the answer into memory
+        whatever its size (to store it for an idempotent retry)."""
         base = self.urls[service].rstrip("/")
         dropped = _drop_on_hop(request.headers.getlist("connection"))
-        dropped |= {"x-forwarded-for", "x-request-id"}  # replaced below
+        dropped |= {"x-forwarded-for", "x-request-id", "idempotency-key"}  # replaced or ours
         headers = [(k, v) for k, v in request.headers.items() if k not in dropped]
         headers += [
             ("x-forwarded-for", forwarded_for(request, self.trusted_proxies)),
             ("x-forwarded-proto", request.url.scheme),
             ("x-request-id", request.state.request_id),
         ]
-        has_body = request.method not in ("GET", "HEAD", "OPTIONS", "DELETE") or (
-            "content-length" in request.headers or "transfer-encoding" in request.headers
-        )
         # The path and query go on byte for byte as the client sent them (the
         # route was chosen on the decoded path, which has no dot segments).
         target = base + request.scope.get("raw_path", request.url.path.encode()).decode("latin-1")
         if query := request.scope.get("query_string", b""):
             target += "?" + query.decode("latin-1")
+        klass = route_class(request.method)
         upstream = self.client.build_request(
             request.method,
             httpx.URL(target),
             headers=headers,
-            content=request.stream() if has_body else None,
+            content=body,
+            timeout=httpx.Timeout(self.timeouts[klass], connect=self.client.timeout.connect),
         )
         try:
             response = await self.client.send(upstream, stream=True)
@@ -169,17 +198,36 @@ class Upstreams:
             if k.lower() not in dropped
         ]
         length = response.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) <= SMALL_BODY:
+        small = length is not None and length.isdigit() and int(length) <= SMALL_BODY
+        if whole or small or response.status_code >= 400:
             # Most API answers are small: read them whole and skip the
             # streaming machinery (a task and a background close per response).
+            # Errors are read whole to check their shape (bounded: an error
+            # bigger than SMALL_BODY is no error of ours).
+            limit = None if whole and response.status_code < 400 else SMALL_BODY
             try:
                 # Raw bytes: the body goes on as encoded (gzip stays gzip).
-                body = b"".join([chunk async for chunk in response.aiter_raw()])
+                content = await _read(response, limit)
+            except httpx.HTTPError as exc:
+                log.warning("upstream failed mid-answer", service=service, error=repr(exc))
+                raise BadGateway(f"The {service} service failed to answer") from exc
             finally:
                 await response.aclose()
-            proxied: Response = Response(content=body, status_code=response.status_code)
+            if response.status_code >= 400 and (
+                content is None
+                or "gzip" in response.headers.get("content-encoding", "")
+                or not is_contract_error(content)
+            ):
+                log.error(
+                    "upstream answered outside the contract",
+                    service=service,
+                    status=response.status_code,
+                )
+                raise BadGateway(f"The {service} service gave an unexpected answer")
+            assert content is not None
+            proxied: Response = Response(content=content, status_code=response.status_code)
             proxied.raw_headers = [h for h in raw_headers if h[0].lower() != b"content-length"]
-            proxied.raw_headers.append((b"content-length", str(len(body)).encode()))
+            proxied.raw_headers.append((b"content-length", str(len(content)).encode()))
             return proxied
         streamed = StreamingResponse(
             response.aiter_raw(),
@@ -193,6 +241,17 @@ class Upstreams:
         await self.client.aclose()
 
 
+async def _read(response: httpx.Response, limit: int | None) -> bytes | None:
+    """The raw body, or None once it passes ``limit`` bytes."""
+    chunks, size = [], 0
+    async for chunk in response.aiter_raw():
+        size += len(chunk)
+        if limit is not None and size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 router = APIRouter(include_in_schema=False)
 
 
@@ -201,19 +260,72 @@ async def proxy(request: Request) -> Response:
     service = None if has_dot_segments(request.url.path) else route_for(request.url.path)
     if service is None:
         raise NotFound(f"No route for {request.method} {request.url.path}", code="route_not_found")
+    gateway: GatewayContext = request.app.state.gateway
+    body = await _body(request)
     if (request.method, request.url.path) in SERVICE_AUTHENTICATED:
-        return await request.app.state.gateway.upstreams.forward(request, service)  # type: ignore[no-any-return]
+        return await gateway.upstreams.forward(request, service, body=body)
     # Refused here, at the edge: an unauthenticated request never reaches a service.
     user = await request.app.state.service.verifier.verify(bearer_token(request))
-    gateway = request.app.state.gateway
-    await gateway.quotas.check(request.method, request.url.path)
-    response: Response = await gateway.upstreams.forward(request, service)
     scoped = team_of(request.url.path)
+    team_id = scoped[0] if scoped else None
+    klass = route_class(request.method)
+    verdict = await gateway.limiter.admit(klass, user=user.id, team=team_id)
+    if verdict is not None:
+        verdict.enforce()
+    await gateway.quotas.check(request.method, request.url.path)
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is not None and request.method in WRITE_METHODS:
+        response = await _idempotent(request, gateway, service, user.id, valid_key(key), body)
+    else:
+        response = await gateway.upstreams.forward(request, service, body=body)
     # A team pays only for calls it answered: one it refused (401, 403, 404)
-    # counts for the caller alone, so nobody can run up another team's bill.
-    team_id = scoped[0] if scoped and response.status_code not in (401, 403, 404) else None
+    # counts for the caller alone, so nobody can run up another team's bill
+    # or spend its rate limit.
+    answered = team_id if team_id and response.status_code not in (401, 403, 404) else None
+    if answered is not None:
+        await gateway.limiter.charge(klass, team=answered)
     try:
-        await gateway.meter.record(team_id, user.id)
+        await gateway.meter.record(answered, user.id)
     except Exception as exc:
-        log.error("api call not counted", error=repr(exc), team_id=str(team_id))
+        log.error("api call not counted", error=repr(exc), team_id=str(answered))
+    if verdict is not None:
+        response.headers.update(verdict.headers())
+    return response
+
+
+async def _body(request: Request) -> bytes | None:
+    """The request's body, whole (the edge guard bounds its size), or None
+    when it has none."""
+    if request.method in ("GET", "HEAD", "OPTIONS", "DELETE") and not (
+        "content-length" in request.headers or "transfer-encoding" in request.headers
+    ):
+        return None
+    return await request.body()
+
+
+async def _idempotent(
+    request: Request,
+    gateway: GatewayContext,
+    service: str,
+    user_id: uuid.UUID,
+    key: str,
+    body: bytes | None,
+) -> Response:
+    target = request.scope.get("raw_path", b"").decode("latin-1")
+    target += "?" + request.scope.get("query_string", b"").decode("latin-1")
+    claim = await gateway.idempotency.claim(
+        user_id, key, fingerprint(request.method, target, body or b"")
+    )
+    if isinstance(claim, StoredAnswer):
+        return claim.response()
+    try:
+        response = await gateway.upstreams.forward(request, service, body=body, whole=True)
+    except BaseException:
+        await gateway.idempotency.release(claim)
+        raise
+    if storable(response.status_code):
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.raw_headers]
+        await gateway.idempotency.store(claim, response.status_code, headers, bytes(response.body))
+    else:
+        await gateway.idempotency.release(claim)
     return response

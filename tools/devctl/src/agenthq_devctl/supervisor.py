@@ -105,6 +105,7 @@ class Stack:
             "--port",
             str(proc.port),
             "--no-access-log",
+            "--no-server-header",  # no banner: the gateway answers the world
             "--timeout-graceful-shutdown",
             "10",
             # The sans-I/O protocol: no extra tasks per socket (the realtime

@@ -21,22 +21,36 @@ from agenthq_gateway.identity.schemas import (
 )
 from agenthq_gateway.proxy import forwarded_for
 
-router = APIRouter(tags=["identity"])
 Gateway = Annotated[GatewayContext, Depends(get_gateway)]
 
 
-def _anonymous_actor(request: Request) -> Actor:
+def _client_ip(request: Request) -> str:
     # The gateway faces clients: their X-Forwarded-For is believed only from
     # trusted proxies (services behind it can trust the one it writes).
-    trusted = get_gateway(request).upstreams.trusted_proxies
+    return forwarded_for(request, get_gateway(request).upstreams.trusted_proxies)
+
+
+async def _rate_limited(request: Request, response: Response) -> None:
+    """The auth routes' limit, per client address (no caller is known yet)."""
+    verdict = await get_gateway(request).limiter.admit("auth", ip=_client_ip(request))
+    if verdict is not None:
+        verdict.enforce()
+        response.headers.update(verdict.headers())
+
+
+router = APIRouter(tags=["identity"])
+auth_router = APIRouter(tags=["identity"], dependencies=[Depends(_rate_limited)])
+
+
+def _anonymous_actor(request: Request) -> Actor:
     return Actor(
-        ip=forwarded_for(request, trusted),
+        ip=_client_ip(request),
         user_agent=request.headers.get("user-agent"),
         traceparent=request.headers.get("traceparent"),
     )
 
 
-@router.post("/v1/auth/register", status_code=status.HTTP_201_CREATED, response_model=UserOut)
+@auth_router.post("/v1/auth/register", status_code=status.HTTP_201_CREATED, response_model=UserOut)
 async def register(body: RegisterIn, request: Request, uow: Uow) -> UserOut:
     user = await service.register(
         uow,
@@ -48,14 +62,19 @@ async def register(body: RegisterIn, request: Request, uow: Uow) -> UserOut:
     return UserOut.model_validate(user, from_attributes=True)
 
 
-@router.post("/v1/auth/login", response_model=TokensOut)
-async def login(body: LoginIn, uow: Uow, gateway: Gateway) -> TokensOut:
+@auth_router.post("/v1/auth/login", response_model=TokensOut)
+async def login(body: LoginIn, request: Request, uow: Uow, gateway: Gateway) -> TokensOut:
     return await service.login(
-        uow, gateway.issuer, gateway.login_guard, email=body.email, password=body.password
+        uow,
+        gateway.issuer,
+        gateway.login_guard,
+        email=body.email,
+        password=body.password,
+        ip=_client_ip(request),
     )
 
 
-@router.post("/v1/auth/refresh", response_model=TokensOut)
+@auth_router.post("/v1/auth/refresh", response_model=TokensOut)
 async def refresh(body: RefreshIn, uow: Uow, gateway: Gateway) -> TokensOut:
     try:
         return await service.refresh(uow, gateway.issuer, token=body.refresh_token)
@@ -64,7 +83,7 @@ async def refresh(body: RefreshIn, uow: Uow, gateway: Gateway) -> TokensOut:
         raise
 
 
-@router.post("/v1/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
+@auth_router.post("/v1/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
 async def logout(body: RefreshIn, uow: Uow) -> Response:
     await service.logout(uow, token=body.refresh_token)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -56,38 +56,64 @@ async def register(uow: UnitOfWork, actor: Actor, *, email: str, password: str, 
 
 
 class LoginGuard:
-    """Counts failed logins per account in Redis; past the limit, 429 until the
-    window passes. Per-IP limits are the rate limiter's job."""
+    """Counts failed logins in Redis, twice: per account and address, and per
+    account from everywhere.
 
-    def __init__(self, redis: aioredis.Redis, *, max_failures: int, window: int) -> None:
+    Past ``max_failures`` from one address, that address is refused (429) for
+    the account until its window passes: a brute force is stopped while the
+    owner, elsewhere, still signs in. Past ``account_max_failures`` from all
+    addresses together (a distributed attack), everyone is refused, but only
+    for the short ``account_window``. A success clears the address's count.
+    Requests per address over all accounts are the rate limiter's job.
+    """
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        *,
+        max_failures: int,
+        window: int,
+        account_max_failures: int,
+        account_window: int,
+    ) -> None:
         self.redis = redis
         self.max_failures = max_failures
         self.window = window
+        self.account_max_failures = account_max_failures
+        self.account_window = account_window
 
-    def _key(self, email: str) -> str:
-        return f"gateway:login-failures:{email.lower()}"
+    def _keys(self, email: str, ip: str) -> tuple[str, str]:
+        account = f"gateway:login-failures:{email.lower()}"
+        return f"{account}:{ip}", account
 
-    async def check(self, email: str) -> None:
-        key = self._key(email)
-        failures = int(await self.redis.get(key) or 0)
-        if failures >= self.max_failures:
-            ttl = await self.redis.ttl(key)
-            retry = max(int(ttl), 1)
-            raise TooManyRequests(
-                "Too many failed sign-in attempts; try again later",
-                code="too_many_attempts",
-                headers={"Retry-After": str(retry)},
-            )
+    async def check(self, email: str, ip: str) -> None:
+        from_here, everywhere = self._keys(email, ip)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in (from_here, everywhere):
+                pipe.get(key)
+                pipe.ttl(key)
+            here, here_ttl, total, total_ttl = await pipe.execute()
+        for count, limit, ttl in (
+            (here, self.max_failures, here_ttl),
+            (total, self.account_max_failures, total_ttl),
+        ):
+            if int(count or 0) >= limit:
+                raise TooManyRequests(
+                    "Too many failed sign-in attempts; try again later",
+                    code="too_many_attempts",
+                    headers={"Retry-After": str(max(int(ttl), 1))},
+                )
 
-    async def failed(self, email: str) -> None:
-        key = self._key(email)
+    async def failed(self, email: str, ip: str) -> None:
+        from_here, everywhere = self._keys(email, ip)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, self.window, nx=True)
+            for key, window in ((from_here, self.window), (everywhere, self.account_window)):
+                pipe.incr(key)
+                pipe.expire(key, window, nx=True)
             await pipe.execute()
 
-    async def succeeded(self, email: str) -> None:
-        await self.redis.delete(self._key(email))
+    async def succeeded(self, email: str, ip: str) -> None:
+        await self.redis.delete(self._keys(email, ip)[0])
 
 
 async def _issue(
@@ -111,9 +137,9 @@ async def _issue(
 
 
 async def login(
-    uow: UnitOfWork, issuer: TokenIssuer, guard: LoginGuard, *, email: str, password: str
+    uow: UnitOfWork, issuer: TokenIssuer, guard: LoginGuard, *, email: str, password: str, ip: str
 ) -> TokensOut:
-    await guard.check(email)
+    await guard.check(email, ip)
     repo = IdentityRepository(uow.session)
     user = await repo.user_by_email(email)
     try:
@@ -124,9 +150,9 @@ async def login(
     except (VerificationError, InvalidHashError):
         ok = False
     if not ok or user is None:
-        await guard.failed(email)
+        await guard.failed(email, ip)
         raise Unauthorized("Email or password is wrong", code="invalid_credentials")
-    await guard.succeeded(email)
+    await guard.succeeded(email, ip)
     return await _issue(repo, issuer, user, uuid.uuid4())
 
 
