@@ -60,7 +60,8 @@ class GatewaySettings(ServiceSettings):
     login_max_failures: int = Field(
         default=10,
         ge=1,
-        description="Failed logins per account from one address in the window before 429 for that address",
+        description="Failed logins per account from one address in the window before 429 "
+        "for that address",
     )
     login_failure_window_seconds: int = Field(default=900, ge=1, description="Login failure window")
     login_account_max_failures: int = Field(
