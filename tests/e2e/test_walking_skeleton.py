@@ -12,6 +12,8 @@ import pytest
 from agenthq_common.testing.plugin import eventually
 from agenthq_devctl.supervisor import Stack
 
+from .people import sign_up
+
 pytestmark = pytest.mark.e2e
 
 CLIENT_IP = "203.0.113.9"  # what the gateway sees as the peer is 127.0.0.1; see below
@@ -24,23 +26,6 @@ async def gateway(stack: Stack) -> httpx.AsyncClient:
         base_url=stack.processes["gateway"].url, headers={"User-Agent": USER_AGENT}, timeout=10
     ) as client:
         yield client  # type: ignore[misc]
-
-
-async def sign_up(gateway: httpx.AsyncClient, name: str) -> dict[str, Any]:
-    email = f"{name}-{uuid.uuid4().hex[:8]}@example.com"
-    registered = await gateway.post(
-        "/v1/auth/register",
-        json={"email": email, "password": "correct horse battery", "name": name},
-    )
-    assert registered.status_code == 201, registered.text
-    tokens = await gateway.post(
-        "/v1/auth/login", json={"email": email, "password": "correct horse battery"}
-    )
-    assert tokens.status_code == 200, tokens.text
-    return {
-        "user": registered.json(),
-        "headers": {"Authorization": f"Bearer {tokens.json()['access_token']}"},
-    }
 
 
 async def test_team_created_through_gateway_shows_in_activity_log(
