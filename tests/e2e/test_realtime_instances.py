@@ -149,6 +149,11 @@ async def test_frames_and_domain_events_reach_every_process_once(
     on_a, _ = await instances.connect(A, team_id, owner)
     on_b, _ = await instances.connect(B, team_id, member)
     on_main, _ = await instances.connect("realtime", team_id, viewer)
+    # No permessage-deflate (the client offers it): its zlib state would cost
+    # each socket ~100 KiB of the instance's memory.
+    for ws in (on_a, on_b, on_main):
+        assert ws.response is not None
+        assert "Sec-WebSocket-Extensions" not in ws.response.headers
 
     # A client frame sent on A reaches B and the stack's instance, stamped
     # with the sender by the server; and the other way round.

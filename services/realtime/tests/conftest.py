@@ -53,6 +53,7 @@ async def serve(service: Service) -> tuple[uvicorn.Server, asyncio.Task[None], s
             port=port,
             log_level="warning",
             ws="websockets-sansio",
+            ws_per_message_deflate=False,
         )
     )
     task = asyncio.create_task(server.serve())

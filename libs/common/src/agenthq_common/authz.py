@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from agenthq_common import deps
 from agenthq_common.auth import CurrentUser, bearer_token
 from agenthq_common.errors import Forbidden, NotFound
+from agenthq_common.openapi import raises
 
 RESOURCES: tuple[str, ...] = ("team", "member", "role", "workspace", "activity", "usage", "billing")
 ACTIONS: tuple[str, ...] = ("create", "read", "update", "delete")
@@ -67,6 +68,7 @@ def team_not_found() -> NotFound:
     return NotFound("Team not found", code="team_not_found")
 
 
+@raises(404)
 async def current_membership(
     request: Request,
     team_id: Annotated[uuid.UUID, Path()],
@@ -105,4 +107,4 @@ def require(permission: str) -> Any:
         return membership
 
     check.__name__ = f"require_{permission.replace(':', '_')}"
-    return Annotated[Membership, Depends(check)]
+    return Annotated[Membership, Depends(raises(403)(check))]

@@ -11,6 +11,7 @@ from agenthq_common.auth import CurrentUser, bearer_token
 from agenthq_common.db import UnitOfWork
 from agenthq_common.events.envelope import Actor
 from agenthq_common.http import client_ip
+from agenthq_common.openapi import raises
 
 if TYPE_CHECKING:
     from agenthq_common.service import Service
@@ -20,6 +21,7 @@ def get_service(request: Request) -> Service:
     return request.app.state.service  # type: ignore[no-any-return]
 
 
+@raises(401)
 async def get_current_user(request: Request) -> CurrentUser:
     user: CurrentUser = await get_service(request).verifier.verify(bearer_token(request))
     request.state.user = user

@@ -6,13 +6,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, field_validator
 
 from agenthq_common.errors import Unprocessable
 
@@ -38,6 +39,33 @@ def refuse_null(value: Any) -> Any:
     if value is None:
         raise ValueError("may be omitted, but not null")
     return value
+
+
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def _iso_text(value: Any) -> Any:
+    # Pydantic reads a number (or a string of digits) as seconds since 1970:
+    # ?until=0.5 or "time": 0 would be accepted, where the contract says
+    # RFC 3339 text.
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("must be an ISO 8601 / RFC 3339 string, not a number")
+    return value
+
+
+def _in_utc(at: datetime) -> datetime:
+    # Naive times are UTC. 0001-01-01T00:00+01:00 is valid ISO 8601 but before
+    # year 1 in UTC: a 422 here, not an OverflowError (a 500) further on.
+    try:
+        return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("is outside the years 1 to 9999 in UTC") from exc
+
+
+# A time as the contract writes it (ISO 8601 text, never a number), in UTC.
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_in_utc)]
+# A day as the contract writes it (YYYY-MM-DD, never a number).
+IsoDate = Annotated[date, BeforeValidator(_iso_text)]
 
 
 class Page(BaseModel, Generic[T]):

@@ -28,6 +28,7 @@ from agenthq_common.http import RequestContextMiddleware, install_error_handlers
 from agenthq_common.inbox import EventConsumer
 from agenthq_common.logging import configure_logging, get_logger
 from agenthq_common.membership import ReadModelResolver
+from agenthq_common.openapi import document_errors
 from agenthq_common.outbox import OutboxRelay
 from agenthq_common.settings import ServiceSettings
 
@@ -71,7 +72,13 @@ class Service:
             max_retries=settings.consumer_max_retries,
             retry_base_ms=settings.consumer_retry_base_ms,
         )
-        self.redis: aioredis.Redis = aioredis.from_url(settings.redis_url)
+        # A blocking pool: a burst (a thousand sockets connecting at once) waits
+        # for a connection instead of failing with "Too many connections".
+        self.redis: aioredis.Redis = aioredis.Redis.from_pool(  # closes the pool with it
+            aioredis.BlockingConnectionPool.from_url(
+                settings.redis_url, max_connections=settings.redis_max_connections, timeout=10
+            )
+        )
         self.key_source = key_source or RemoteJwks(settings.jwks_url)
         self.verifier = TokenVerifier(
             self.key_source,
@@ -202,5 +209,6 @@ class Service:
         install_error_handlers(app)
         app.include_router(health_router)
         for router in self.routers:
+            document_errors(router)
             app.include_router(router)
         return app

@@ -44,6 +44,11 @@ class ServiceSettings(BaseSettings):
         default="amqp://guest:guest@127.0.0.1:5672/", description="RabbitMQ URL"
     )
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis URL")
+    redis_max_connections: int = Field(
+        default=64,
+        ge=1,
+        description="Connections to Redis per process; beyond them, callers wait their turn",
+    )
     bus_namespace: str = Field(
         default="",
         description="Prefix for every exchange and queue name (tests isolate runs with it)",

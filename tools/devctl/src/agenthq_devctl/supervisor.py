@@ -112,6 +112,10 @@ class Stack:
             # service holds thousands), and no deprecated legacy module.
             "--ws",
             "websockets-sansio",
+            # No permessage-deflate: its zlib state costs ~100 KiB per socket,
+            # to compress frames of a few hundred bytes.
+            "--ws-per-message-deflate",
+            "false",
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
             env={**(env or self.service_env()), **(extra_env or {})},
