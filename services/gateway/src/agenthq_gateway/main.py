@@ -84,13 +84,14 @@ def bootstrap(settings: GatewaySettings) -> tuple[Service, GatewayContext]:
             window=settings.login_failure_window_seconds,
             account_max_failures=settings.login_account_max_failures,
             account_window=settings.login_account_window_seconds,
+            prefix=settings.bus_namespace,
         ),
         upstreams=upstreams,
-        openapi=OpenAPIMerger(urls, upstreams.client),
+        openapi=OpenAPIMerger(urls, upstreams.session),
         meter=ApiCallMeter(service.redis, service.db, prefix=settings.bus_namespace),
         quotas=QuotaGuard(service.db),
         limiter=RateLimiter(
-            settings.redis_url, prefix=settings.bus_namespace, limits=settings.rate_limits
+            service.redis, prefix=settings.bus_namespace, limits=settings.rate_limits
         ),
         idempotency=IdempotencyStore(
             service.redis,
@@ -127,7 +128,6 @@ def bootstrap(settings: GatewaySettings) -> tuple[Service, GatewayContext]:
 
     service.on_startup(keys.load)
     service.on_shutdown(upstreams.aclose)
-    service.on_shutdown(context.limiter.aclose)
     service.run_in_background(reload_keys_forever)
     register_membership_handlers(service.consumer("gateway.membership"))
     register_quota_handlers(service.consumer("gateway.quotas"))

@@ -9,7 +9,7 @@ import copy
 import time
 from typing import Any
 
-import httpx
+import aiohttp
 
 from agenthq_common.logging import get_logger
 
@@ -18,10 +18,10 @@ log = get_logger(__name__)
 
 class OpenAPIMerger:
     def __init__(
-        self, upstream_urls: dict[str, str], client: httpx.AsyncClient, *, ttl: float = 30.0
+        self, upstream_urls: dict[str, str], session: aiohttp.ClientSession, *, ttl: float = 30.0
     ) -> None:
         self.upstream_urls = upstream_urls
-        self.client = client
+        self.session = session
         self.ttl = ttl
         self._cached: dict[str, Any] | None = None
         self._cached_at = 0.0
@@ -36,10 +36,12 @@ class OpenAPIMerger:
 
     async def _fetch(self, service: str, base: str) -> dict[str, Any] | None:
         try:
-            response = await self.client.get(f"{base.rstrip('/')}/openapi.json", timeout=3.0)
-            response.raise_for_status()
-            return response.json()  # type: ignore[no-any-return]
-        except (httpx.HTTPError, ValueError) as exc:
+            async with self.session.get(
+                f"{base.rstrip('/')}/openapi.json", timeout=aiohttp.ClientTimeout(total=3.0)
+            ) as response:
+                response.raise_for_status()
+                return await response.json(content_type=None)  # type: ignore[no-any-return]
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             log.warning("openapi of a service unavailable", service=service, error=repr(exc))
             return None
 

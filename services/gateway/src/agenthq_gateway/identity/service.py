@@ -75,15 +75,17 @@ class LoginGuard:
         window: int,
         account_max_failures: int,
         account_window: int,
+        prefix: str = "",
     ) -> None:
         self.redis = redis
+        self.prefix = f"{prefix}gateway:login-failures"
         self.max_failures = max_failures
         self.window = window
         self.account_max_failures = account_max_failures
         self.account_window = account_window
 
     def _keys(self, email: str, ip: str) -> tuple[str, str]:
-        account = f"gateway:login-failures:{email.lower()}"
+        account = f"{self.prefix}:{email.lower()}"
         return f"{account}:{ip}", account
 
     async def check(self, email: str, ip: str) -> None:
