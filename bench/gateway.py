@@ -57,10 +57,10 @@ RATE_LIMITS = {
 
 async def _client(
     host: str, port: int, request: bytes, stop_at: float, record_from: float
-) -> tuple[list[float], int]:
+) -> tuple[list[float], dict[int, int]]:
     reader, writer = await asyncio.open_connection(host, port)
     latencies: list[float] = []
-    errors = 0
+    errors: dict[int, int] = {}
     try:
         while True:
             started = time.perf_counter()
@@ -77,7 +77,8 @@ async def _client(
             await reader.readexactly(length)
             if started >= record_from:
                 latencies.append(time.perf_counter() - started)
-                errors += status != 200
+                if status != 200:
+                    errors[status] = errors.get(status, 0) + 1
     finally:
         writer.close()
     return latencies, errors
@@ -92,7 +93,11 @@ async def _load(
         *(_client(host, port, request, stop_at, record_from) for _ in range(clients))
     )
     latencies = sorted(x for lat, _ in results for x in lat)
-    return {"latencies": latencies, "errors": sum(e for _, e in results), "seconds": duration}
+    errors: dict[int, int] = {}
+    for _, seen in results:
+        for status, n in seen.items():
+            errors[status] = errors.get(status, 0) + n
+    return {"latencies": latencies, "errors": errors, "seconds": duration}
 
 
 def loadgen_main(conn: Connection, job: dict[str, Any]) -> None:
@@ -177,7 +182,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                     }
                     result = await asyncio.to_thread(run_load, job, pids)
                     if result["errors"]:
-                        raise RuntimeError(f"{side}: {result['errors']} answers were not 200")
+                        raise RuntimeError(f"{side}: answers that were not 200: {result['errors']}")
                     print(
                         f"  {side:<8} {clients:>3} clients (run {attempt + 1}): "
                         f"{result['per_s']:>8,.0f}/s  p50 {result['p50_ms']:.2f} ms  "

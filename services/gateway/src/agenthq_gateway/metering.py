@@ -21,6 +21,7 @@ import uuid
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 
 from agenthq_common.db import Database
 from agenthq_common.events import Actor, registry
@@ -50,13 +51,18 @@ class ApiCallMeter:
     async def record(self, team_id: uuid.UUID | None, user_id: uuid.UUID) -> None:
         """Count one call, in the window of this very moment (so a flushed
         window never gets a late increment)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            self.record_in(pipe, team_id, user_id)
+            await pipe.execute()
+
+    def record_in(self, pipe: Pipeline, team_id: uuid.UUID | None, user_id: uuid.UUID) -> None:
+        """``record``, as commands of the caller's pipeline (one round trip
+        with whatever else the request writes to Redis)."""
         window = _window(time.time())
         field = f"t:{team_id}" if team_id is not None else f"u:{user_id}"
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hincrby(self._key(window), field, 1)
-            pipe.expire(self._key(window), 7 * 86_400)  # a safety net, not the flush
-            pipe.zadd(f"{self.prefix}:windows", {str(window): window})
-            await pipe.execute()
+        pipe.hincrby(self._key(window), field, 1)
+        pipe.expire(self._key(window), 7 * 86_400)  # a safety net, not the flush
+        pipe.zadd(f"{self.prefix}:windows", {str(window): window})
 
     async def flush(self, now: float | None = None) -> int:
         """Publish every closed window; returns the number of events written."""

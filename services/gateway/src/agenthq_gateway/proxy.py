@@ -294,10 +294,12 @@ async def proxy(request: Request) -> Response:
     # counts for the caller alone, so nobody can run up another team's bill
     # or spend its rate limit.
     answered = team_id if team_id and response.status_code not in (401, 403, 404) else None
-    if answered is not None:
-        await gateway.limiter.charge(klass, team=answered)
     try:
-        await gateway.meter.record(answered, user.id)
+        async with gateway.meter.redis.pipeline(transaction=False) as pipe:
+            if answered is not None:
+                gateway.limiter.charge_in(pipe, klass, team=answered)
+            gateway.meter.record_in(pipe, answered, user.id)
+            await pipe.execute()
     except Exception as exc:
         log.error("api call not counted", error=repr(exc), team_id=str(answered))
     if verdict is not None:

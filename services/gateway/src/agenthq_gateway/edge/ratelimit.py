@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from limits import RateLimitItem, parse
+from redis.asyncio.client import Pipeline
 
 from agenthq_common.errors import TooManyRequests
 from agenthq_common.logging import get_logger
@@ -195,15 +196,12 @@ class RateLimiter:
         ]
         return min(verdicts, key=lambda v: (v.allowed, v.remaining))
 
-    async def charge(self, klass: str, *, team: object) -> None:
+    def charge_in(self, pipe: Pipeline, klass: str, *, team: object) -> None:
+        """Spend a unit of the team's limit, as commands of the caller's
+        pipeline (after the team answered; see ``admit``)."""
         item = self.items.get((klass, "team"))
         if item is None:
             return
         current, _ = self._keys(item, klass, "team", str(team), time.time())
-        try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.incr(current)
-                pipe.expire(current, 2 * item.get_expiry())
-                await pipe.execute()
-        except Exception as exc:
-            log.warning("rate limiter unavailable; team not charged", error=repr(exc))
+        pipe.incr(current)
+        pipe.expire(current, 2 * item.get_expiry())
