@@ -8,7 +8,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := python3.11
 RUN := $(UV) run --frozen
 
-.PHONY: help install run migrate check test lint fmt bench docs clean
+.PHONY: help install run migrate check test lint fmt bench fuzz docs clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ fmt: install ## Format and fix what ruff can
 
 bench: install ## Run every benchmark under bench/ and print figures
 	@$(RUN) python bench/run.py
+
+fuzz: install ## Fuzz the public API (schemathesis), AGENTHQ_FUZZ_EXAMPLES (200) per operation
+	@AGENTHQ_FUZZ_EXAMPLES=$${AGENTHQ_FUZZ_EXAMPLES:-200} $(RUN) pytest tests/e2e/test_fuzz.py -q
 
 docs: install ## Regenerate docs/asyncapi.json and docs/configuration.md
 	@$(RUN) agenthq-dev docs

@@ -5,16 +5,20 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from datetime import UTC, datetime, timedelta, timezone
-from typing import Any, ClassVar
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Annotated, Any, ClassVar
 
 import pytest
-from pydantic import Field
+from pydantic import Field, StringConstraints, TypeAdapter, ValidationError
 
 from agenthq_common.errors import Unprocessable
 from agenthq_common.logging import redact
 from agenthq_common.schemas import (
+    IsoDate,
+    IsoDateTime,
+    Omittable,
     Page,
+    StrictModel,
     decode_cursor,
     decode_time_id_cursor,
     encode_cursor,
@@ -170,6 +174,83 @@ async def test_paginate_walks_every_row_once() -> None:
 async def test_page_model() -> None:
     page = Page[int](items=[1, 2], next_cursor=None)
     assert page.model_dump() == {"items": [1, 2], "next_cursor": None}
+
+
+# --- request bodies and parameters (found by fuzzing the OpenAPI document) ---------------
+
+
+class Named(StrictModel):
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5)]
+    slug: Annotated[str, StringConstraints(pattern=r"^[a-z]+$")] | None = None
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"name": " abc "}, Named(name="abc")),  # trimmed
+        ({"name": "abcde"}, Named(name="abcde")),
+        ({"name": "a", "slug": "ok"}, Named(name="a", slug="ok")),
+    ],
+)
+async def test_strict_model_trims_what_the_document_allows(
+    body: dict[str, Any], expected: Named
+) -> None:
+    assert Named.model_validate(body) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        # Longer than the documented maxLength as sent, however short once trimmed.
+        ({"name": "abcde "}, "string_too_long"),
+        ({"name": "a" + "\x85" * 10}, "string_too_long"),
+        ({"name": "   "}, "string_too_short"),
+        ({"name": "a", "slug": "ok\n"}, "string_pattern_mismatch"),
+    ],
+)
+async def test_strict_model_refuses_what_the_document_refuses(
+    body: dict[str, Any], error: str
+) -> None:
+    with pytest.raises(ValidationError) as raised:
+        Named.model_validate(body)
+    [found] = raised.value.errors()
+    assert found["type"] == error
+    assert found["loc"] == (next(iter(body)) if len(body) == 1 else "slug",)
+
+
+class Patch(StrictModel):
+    name: Omittable[Annotated[str, StringConstraints(max_length=5)]] = None
+    note: str | None = None
+
+
+async def test_an_omittable_field_may_be_left_out_but_not_null() -> None:
+    assert Patch.model_validate({}).model_fields_set == set()
+    assert Patch.model_validate({"name": "x"}).name == "x"
+    with pytest.raises(ValidationError) as raised:
+        Patch.model_validate({"name": None})
+    assert [e["loc"] for e in raised.value.errors()] == [("name",)]
+    properties = Patch.model_json_schema()["properties"]
+    assert properties["name"] == {"maxLength": 5, "title": "Name", "type": "string"}
+    assert {"type": "null"} in properties["note"]["anyOf"]  # a plain optional stays nullable
+
+
+@pytest.mark.parametrize("value", [0, 1.5, True, "0", "0.5", "1700000000", " -1 ", "1e9"])
+async def test_times_and_days_are_text_not_numbers(value: Any) -> None:
+    for kind in (IsoDateTime, IsoDate):
+        with pytest.raises(ValidationError):
+            TypeAdapter(kind).validate_python(value)
+
+
+async def test_times_are_in_utc_and_within_the_calendar() -> None:
+    times = TypeAdapter(IsoDateTime)
+    assert times.validate_python("2026-09-01T09:00:00+09:00") == datetime(2026, 9, 1, tzinfo=UTC)
+    assert times.validate_python("2026-09-01") == datetime(2026, 9, 1, tzinfo=UTC)
+    for beyond in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:00:00-05:00"):
+        with pytest.raises(ValidationError, match="outside the years 1 to 9999"):
+            times.validate_python(beyond)
+    assert TypeAdapter(IsoDate).validate_python("2026-09-01") == date(2026, 9, 1)
+    assert TypeAdapter(IsoDateTime).json_schema() == {"type": "string", "format": "date-time"}
+    assert TypeAdapter(IsoDate).json_schema() == {"type": "string", "format": "date"}
 
 
 # --- redaction ----------------------------------------------------------------------------

@@ -852,6 +852,10 @@ def _uuid() -> str:
             "until",
             "validation_error",
         ),
+        # Found by the fuzzer: numbers were read as seconds since 1970.
+        ({"until": "0.5"}, "until", "validation_error"),
+        ({"since": "1700000000"}, "since", "validation_error"),
+        ({"since": "-1"}, "since", "validation_error"),
         ({"limit": "0"}, "limit", "validation_error"),
         ({"limit": "201"}, "limit", "validation_error"),
         ({"q": "!!!"}, "q", "validation_error"),

@@ -100,6 +100,20 @@ async def test_patch_without_name_changes_nothing(kit: Any) -> None:
     assert (await kit.get(f"/v1/teams/{team['id']}", owner)).json()["name"] == "Unchanged"
 
 
+@pytest.mark.parametrize("name", ["x" * 255 + " ", "4ö." + "\x85" * 300], ids=["space", "nel"])
+async def test_rename_to_a_padded_name_longer_than_documented_is_422(kit: Any, name: str) -> None:
+    """Found by the fuzzer: the name was trimmed before its length was checked,
+    so a name past the documented maxLength (255) was accepted."""
+    team = await kit.team(name="Unchanged")
+    owner = uuid.UUID(team["owner_id"])
+    response = await kit.client.patch(
+        f"/v1/teams/{team['id']}", json={"name": name}, headers=kit.headers(owner)
+    )
+    error = kit.error(response, 422, "validation_error")
+    assert "name" in {d["field"] for d in error["details"]}
+    assert (await kit.get(f"/v1/teams/{team['id']}", owner)).json()["name"] == "Unchanged"
+
+
 async def test_rename_without_token_is_401(kit: Any) -> None:
     team = await kit.team()
     response = await kit.client.patch(f"/v1/teams/{team['id']}", json={"name": "x"})

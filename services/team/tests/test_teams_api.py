@@ -113,6 +113,10 @@ async def test_name_of_255_characters_is_accepted(
         ({"name": "   "}, "name"),
         ({"name": " \t\n "}, "name"),
         ({"name": "x" * 256}, "name"),
+        # Found by the fuzzer: trimmed first, padded names longer than the
+        # documented maxLength were accepted.
+        ({"name": "x" * 255 + " "}, "name"),
+        ({"name": "4ö." + "\x85" * 300}, "name"),
         ({}, "name"),
         ({"name": None}, "name"),
         ({"name": 42}, "name"),

@@ -244,3 +244,18 @@ async def test_billing_and_usage_permissions(usage_harness: UsageHarness) -> Non
         "invoice_not_found",
     )
     assert_error(await h.get(f"/v1/teams/{team_id}/invoices/2001-01", owner), 404)
+
+
+async def test_an_invoice_of_year_zero_is_invalid_input_not_a_server_error(
+    usage_harness: UsageHarness,
+) -> None:
+    """Found by the fuzzer: 0000-01 matched the period pattern and date(0, 1, 1) raised."""
+    h = usage_harness
+    owner = uuid.uuid4()
+    team_id = await h.create_team(owner)
+    error = assert_error(await h.get(f"/v1/teams/{team_id}/invoices/0000-01", owner), 422)
+    assert error["details"][0]["field"] == "period"
+    # The first and the last month of the calendar are periods, without an invoice.
+    for period in ("0001-01", "9999-12"):
+        response = await h.get(f"/v1/teams/{team_id}/invoices/{period}", owner)
+        assert_error(response, 404, "invoice_not_found")

@@ -248,3 +248,50 @@ async def test_usage_routes_enforce_membership_and_permission(
         assert_error(await h.get(f"/v1/teams/{team_id}/usage", owner, **params), 422)
     for params in ({"month": 13}, {"year": 1999}, {"month": "x"}):
         assert_error(await h.get(f"/v1/teams/{team_id}/usage/monthly", owner, **params), 422)
+
+
+async def test_daily_usage_at_the_edges_of_the_calendar(usage_harness: UsageHarness) -> None:
+    """Found by the fuzzer: the default start 29 days before 0001-01-10, and the day
+    after 9999-12-31, were OverflowErrors (500s)."""
+    h = usage_harness
+    owner = uuid.uuid4()
+    team_id = await h.create_team(owner)
+    path = f"/v1/teams/{team_id}/usage"
+    early = await h.get(path, owner, to="0001-01-10")
+    assert early.status_code == 200, early.text
+    assert [d["date"] for d in early.json()["items"]] == [f"0001-01-{d:02d}" for d in range(1, 11)]
+    late = await h.get(path, owner, **{"from": "9999-12-30", "to": "9999-12-31"})
+    assert late.status_code == 200, late.text
+    assert [d["date"] for d in late.json()["items"]] == ["9999-12-30", "9999-12-31"]
+
+
+async def test_days_and_times_are_text_not_numbers(usage_harness: UsageHarness) -> None:
+    """Found by the fuzzer: ?to=0 was day 0 of 1970, and "time": 0 or "quantity": false
+    were accepted, where the contract says a date, a date-time and an integer."""
+    h = usage_harness
+    owner = uuid.uuid4()
+    team_id = await h.create_team(owner)
+    for params in ({"to": "0"}, {"from": "1700000000"}, {"to": "20261101"}):
+        error = assert_error(await h.get(f"/v1/teams/{team_id}/usage", owner, **params), 422)
+        assert error["details"][0]["field"] == next(iter(params))
+    good = {
+        "id": str(uuid.uuid4()),
+        "team_id": str(team_id),
+        "type": "api.calls",
+        "quantity": 1,
+        "time": datetime.now(UTC).isoformat(),
+    }
+    for bad in (
+        {"time": 0},
+        {"time": 1.5},
+        {"time": "1700000000"},
+        {"quantity": False},
+        {"quantity": 1.0},
+        {"quantity": "1"},
+        # Valid ISO 8601, but before year 1 in UTC.
+        {"time": "0001-01-01T00:00:00+01:00"},
+    ):
+        response = await h.ingest([{**good, **bad}])
+        error = assert_error(response, 422, "validation_error")
+        assert error["details"][0]["field"] == f"0.{next(iter(bad))}", error
+    assert (await h.ingest([good])).json() == {"accepted": 1, "duplicates": 0}

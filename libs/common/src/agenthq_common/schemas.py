@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
 import uuid
@@ -13,7 +14,20 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from agenthq_common.errors import Unprocessable
 
@@ -22,9 +36,28 @@ T = TypeVar("T")
 
 class StrictModel(BaseModel):
     """Request bodies: unknown fields are a 422, strings are trimmed, and NUL
-    characters (which PostgreSQL cannot store in text) are a 422, not a 500."""
+    characters (which PostgreSQL cannot store in text) are a 422, not a 500.
+
+    Trimming comes before the model's own constraints, but the OpenAPI document
+    states ``maxLength`` and ``pattern`` of what the client sends: a string
+    field's raw value must meet them too ("x" * 255 + " " is too long where
+    the limit is 255, " admin" does not match ``^[a-z]...``)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="wrap")
+    @classmethod
+    def _as_documented(
+        cls, value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+    ) -> Any:
+        documented = _documented_strings(cls).get(info.field_name or "")
+        if documented is not None and isinstance(value, str):
+            try:
+                documented.validate_python(value)
+            except ValidationError as exc:
+                error = exc.errors()[0]
+                raise PydanticCustomError(error["type"], error["msg"]) from None
+        return handler(value)
 
     @field_validator("*", mode="after")
     @classmethod
@@ -34,11 +67,46 @@ class StrictModel(BaseModel):
         return value
 
 
+@functools.cache
+def _documented_strings(model: type[BaseModel]) -> dict[str, TypeAdapter[str]]:
+    """A validator of each string property's documented ``maxLength`` and
+    ``pattern`` (pydantic's own, so ``$`` means what it means in the schema)."""
+    found = {}
+    for name, schema in model.model_json_schema()["properties"].items():
+        for option in (schema, *schema.get("anyOf", ())):
+            if option.get("type") == "string" and ("maxLength" in option or "pattern" in option):
+                found[name] = TypeAdapter(
+                    Annotated[
+                        str,
+                        StringConstraints(
+                            max_length=option.get("maxLength"), pattern=option.get("pattern")
+                        ),
+                    ]
+                )
+    return found
+
+
 def refuse_null(value: Any) -> Any:
     """For PATCH fields that may be left out but not set to null."""
     if value is None:
         raise ValueError("may be omitted, but not null")
     return value
+
+
+def _not_nullable(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+    for option in schema.pop("anyOf", []):
+        if option != {"type": "null"}:
+            schema.update(option)
+
+
+X = TypeVar("X")
+# A PATCH field that may be left out but not set to null (``name:
+# Omittable[Name] = None``): null is refused, and the document shows the field
+# as not nullable (it said "string or null" once, and refused null).
+Omittable = Annotated[
+    X | None, BeforeValidator(refuse_null), Field(json_schema_extra=_not_nullable)
+]
 
 
 _NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")

@@ -17,6 +17,7 @@ from agenthq_common.deps import Uow, get_service
 from agenthq_common.errors import Unprocessable
 from agenthq_common.schemas import (
     Cursor,
+    IsoDateTime,
     Limit,
     Page,
     decode_time_id_cursor,
@@ -35,16 +36,6 @@ def activity_log(request: Request) -> ActivityLog:
 Log = Annotated[ActivityLog, Depends(activity_log)]
 
 
-def _utc(at: datetime | None, field: str) -> datetime | None:
-    # A time without an offset is read as UTC (so ?since=2026-11-01 works).
-    if at is None:
-        return None
-    try:
-        return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-    except OverflowError as exc:  # e.g. 9999-12-31T23:00-05:00 is in year 10000 in UTC
-        raise Unprocessable.field(field, "is outside the years 1 to 9999 in UTC") from exc
-
-
 def activity_filter(
     member: CanReadActivity,
     user_id: Annotated[uuid.UUID | None, Query(description="Only this actor's records")] = None,
@@ -60,9 +51,10 @@ def activity_filter(
     resource_type: Annotated[str | None, Query(min_length=1, max_length=50)] = None,
     resource_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     since: Annotated[
-        datetime | None, Query(description="From this time, inclusive (ISO 8601; UTC if no offset)")
+        IsoDateTime | None,
+        Query(description="From this time, inclusive (ISO 8601; UTC if no offset)"),
     ] = None,
-    until: Annotated[datetime | None, Query(description="Before this time, exclusive")] = None,
+    until: Annotated[IsoDateTime | None, Query(description="Before this time, exclusive")] = None,
     q: Annotated[
         str | None,
         Query(
@@ -73,7 +65,8 @@ def activity_filter(
         ),
     ] = None,
 ) -> ActivityFilter:
-    since, until = _utc(since, "since"), _utc(until, "until")
+    # In UTC already (IsoDateTime): a time without an offset is UTC, so
+    # ?since=2026-11-01 works.
     if since is not None and until is not None and since >= until:
         raise Unprocessable.field("until", "must be later than since")
     exact, prefix = action, None

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request, Response, status
 
 from agenthq_common.authz import require
 from agenthq_common.deps import ActorDep, Uow, User, get_service
+from agenthq_common.openapi import error_responses
 from agenthq_common.schemas import (
     Cursor,
     Limit,
@@ -49,6 +50,7 @@ def invitation_out(invitation: Invitation) -> InvitationOut:
     "/v1/teams/{team_id}/invitations",
     status_code=status.HTTP_201_CREATED,
     response_model=InvitationCreated,
+    responses=error_responses(409),
 )
 async def create_invitation(
     body: InvitationCreate, request: Request, member: CanInvite, uow: Uow, actor: ActorDep
@@ -76,7 +78,9 @@ async def list_invitations(
 
 
 @router.delete(
-    "/v1/teams/{team_id}/invitations/{invitation_id}", status_code=status.HTTP_204_NO_CONTENT
+    "/v1/teams/{team_id}/invitations/{invitation_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(409),
 )
 async def revoke_invitation(
     invitation_id: uuid.UUID, member: CanInvite, uow: Uow, actor: ActorDep
@@ -85,7 +89,11 @@ async def revoke_invitation(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/v1/invitations/accept", response_model=MemberOut)
+@router.post(
+    "/v1/invitations/accept",
+    response_model=MemberOut,
+    responses=error_responses(403, 404, 409, 410),
+)
 async def accept_invitation(
     body: InvitationAccept, user: User, uow: Uow, actor: ActorDep
 ) -> MemberOut:

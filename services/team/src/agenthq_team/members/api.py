@@ -6,6 +6,7 @@ from fastapi import APIRouter, Response, status
 
 from agenthq_common.authz import Member, require
 from agenthq_common.deps import ActorDep, Uow
+from agenthq_common.openapi import error_responses
 from agenthq_common.schemas import (
     Cursor,
     Limit,
@@ -49,7 +50,12 @@ async def list_members(
     return Page[MemberOut](items=items, next_cursor=next_cursor)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=MemberOut)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=MemberOut,
+    responses=error_responses(409),
+)
 async def add_member(
     body: MemberAdd, member: CanAddMembers, uow: Uow, actor: ActorDep
 ) -> MemberOut:
@@ -64,7 +70,7 @@ async def add_member(
     return member_out(added, user)
 
 
-@router.patch("/{user_id}", response_model=MemberOut)
+@router.patch("/{user_id}", response_model=MemberOut, responses=error_responses(409))
 async def change_role(
     user_id: uuid.UUID, body: MemberRoleChange, member: CanUpdateMembers, uow: Uow, actor: ActorDep
 ) -> MemberOut:
@@ -72,7 +78,9 @@ async def change_role(
     return member_out(changed, user)
 
 
-@router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(403, 409)
+)
 async def remove_member(user_id: uuid.UUID, member: Member, uow: Uow, actor: ActorDep) -> Response:
     await service.remove_member(uow, actor, member, user_id=user_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from agenthq_common.authz import ACTIONS, RESOURCES, Member, is_permission
 from agenthq_common.deps import Uow, User
 from agenthq_common.errors import Forbidden, Unprocessable
+from agenthq_common.openapi import error_responses
 from agenthq_team.access import membership_of
 
 router = APIRouter(tags=["permissions"])
@@ -28,7 +29,11 @@ async def list_permissions(_: User) -> PermissionsOut:
     return PermissionsOut(resources={r: list(ACTIONS) for r in RESOURCES})
 
 
-@router.get("/v1/teams/{team_id}/permissions/check", response_model=CheckOut)
+@router.get(
+    "/v1/teams/{team_id}/permissions/check",
+    response_model=CheckOut,
+    responses=error_responses(403),
+)
 async def check_permission(
     member: Member,
     uow: Uow,

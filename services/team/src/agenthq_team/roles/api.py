@@ -6,6 +6,7 @@ from fastapi import APIRouter, Path, Response, status
 
 from agenthq_common.authz import require
 from agenthq_common.deps import ActorDep, Uow
+from agenthq_common.openapi import error_responses
 from agenthq_common.schemas import Cursor, Limit, Page, decode_cursor, encode_cursor, paginate
 from agenthq_team.roles import service
 from agenthq_team.roles.schemas import RoleCreate, RoleOut, RoleUpdate
@@ -33,7 +34,9 @@ async def list_roles(
     return Page[RoleOut](items=items, next_cursor=next_cursor)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=RoleOut)
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=RoleOut, responses=error_responses(409)
+)
 async def create_role(
     body: RoleCreate, member: CanCreateRoles, uow: Uow, actor: ActorDep
 ) -> RoleOut:
@@ -42,14 +45,14 @@ async def create_role(
     )
 
 
-@router.patch("/{name}", response_model=RoleOut)
+@router.patch("/{name}", response_model=RoleOut, responses=error_responses(409))
 async def update_role(
     name: RoleName, body: RoleUpdate, member: CanUpdateRoles, uow: Uow, actor: ActorDep
 ) -> RoleOut:
     return await service.update_role(uow, actor, member, name=name, permissions=body.permissions)
 
 
-@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(409))
 async def delete_role(
     name: RoleName, member: CanDeleteRoles, uow: Uow, actor: ActorDep
 ) -> Response:

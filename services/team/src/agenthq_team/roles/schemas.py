@@ -7,9 +7,11 @@ from pydantic import AfterValidator, BaseModel, StringConstraints
 from agenthq_common.authz import ALL_PERMISSIONS
 from agenthq_common.schemas import StrictModel
 
-# Lower-case slugs, so that a role's name is also safe in URLs and logs.
+# Lower-case slugs, so that a role's name is also safe in URLs and logs. The
+# pattern admits the whitespace around the slug that is trimmed, because the
+# document states it of what clients send (StrictModel checks the raw value).
 CustomRoleName = Annotated[
-    str, StringConstraints(strip_whitespace=True, pattern=r"^[a-z][a-z0-9_-]{0,49}$")
+    str, StringConstraints(strip_whitespace=True, pattern=r"^\s*[a-z][a-z0-9_-]{0,49}\s*$")
 ]
 
 

@@ -4,6 +4,7 @@ from fastapi import APIRouter, Response, status
 
 from agenthq_common.authz import Member, require
 from agenthq_common.deps import ActorDep, Uow, User
+from agenthq_common.openapi import error_responses
 from agenthq_common.schemas import (
     Cursor,
     Limit,
@@ -72,13 +73,15 @@ async def rename_team(
     return _out(team, await service.member_count(uow, team.id))
 
 
-@router.delete("/{team_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{team_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(403))
 async def delete_team(member: Member, uow: Uow, actor: ActorDep) -> Response:
     await service.delete_team(uow, actor, member)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/{team_id}/transfer-ownership", response_model=TeamOut)
+@router.post(
+    "/{team_id}/transfer-ownership", response_model=TeamOut, responses=error_responses(403)
+)
 async def transfer_ownership(
     body: OwnershipTransfer, member: Member, uow: Uow, actor: ActorDep
 ) -> TeamOut:
@@ -86,7 +89,7 @@ async def transfer_ownership(
     return _out(team, await service.member_count(uow, team.id))
 
 
-@router.put("/{team_id}/plan", response_model=TeamOut)
+@router.put("/{team_id}/plan", response_model=TeamOut, responses=error_responses(409))
 async def change_plan(
     body: PlanChange, member: CanUpdateBilling, uow: Uow, actor: ActorDep
 ) -> TeamOut:

@@ -4,9 +4,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, StringConstraints, field_validator
+from pydantic import BaseModel, StringConstraints
 
-from agenthq_common.schemas import StrictModel, refuse_null
+from agenthq_common.schemas import Omittable, StrictModel
 
 Plan = Literal["free", "pro", "enterprise"]
 TeamName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
@@ -29,9 +29,7 @@ class TeamOut(BaseModel):
 
 
 class TeamUpdate(StrictModel):
-    name: TeamName | None = None
-
-    _name_not_null = field_validator("name", mode="before")(refuse_null)
+    name: Omittable[TeamName] = None
 
 
 class PlanChange(StrictModel):

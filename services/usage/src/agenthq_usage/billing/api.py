@@ -20,6 +20,8 @@ from agenthq_usage.billing.schemas import (
 from agenthq_usage.billing.service import Billing
 
 router = APIRouter(tags=["billing"])
+# YYYY-MM from 0001-01 to 9999-12: there is no year 0 in a calendar (a 500 once).
+PERIOD_PATTERN = r"^([1-9]\d{3}|0[1-9]\d{2}|00[1-9]\d|000[1-9])-(0[1-9]|1[0-2])$"
 CanReadUsage = require("usage:read")
 CanReadBilling = require("billing:read")
 
@@ -72,7 +74,7 @@ async def get_invoice(
     member: CanReadBilling,
     uow: Uow,
     billing: BillingDep,
-    period: Annotated[str, Path(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")],
+    period: Annotated[str, Path(pattern=PERIOD_PATTERN, description="YYYY-MM")],
 ) -> InvoiceOut:
     invoice = await billing.invoice(uow, member.team_id, period)
     if invoice is None:

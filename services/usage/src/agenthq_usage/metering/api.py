@@ -10,6 +10,8 @@ from agenthq_common.auth import bearer_token
 from agenthq_common.authz import require
 from agenthq_common.deps import Uow, get_service
 from agenthq_common.errors import Forbidden, Unauthorized, Unprocessable
+from agenthq_common.openapi import raises
+from agenthq_common.schemas import IsoDate
 from agenthq_usage.billing.service import Billing
 from agenthq_usage.metering import service
 from agenthq_usage.metering.repository import Metered
@@ -37,13 +39,15 @@ async def daily_usage(
     member: CanReadUsage,
     uow: Uow,
     from_: Annotated[
-        date | None, Query(alias="from", description="First day (UTC), default: 29 days ago")
+        IsoDate | None, Query(alias="from", description="First day (UTC), default: 29 days ago")
     ] = None,
-    to: Annotated[date | None, Query(description="Last day, inclusive (default: today)")] = None,
+    to: Annotated[IsoDate | None, Query(description="Last day, inclusive (default: today)")] = None,
 ) -> DailyUsagePage:
     """One row per UTC day of the range, days without usage as zeros."""
     last = to or datetime.now(UTC).date()
-    first = from_ or last - timedelta(days=29)
+    # Not before 0001-01-01 (a 500 once, for ?to=0001-01-10).
+    default_span = timedelta(days=29)
+    first = from_ or max(last, date.min + default_span) - default_span
     if first > last:
         raise Unprocessable.field("to", "must not be before from")
     if (last - first).days >= MAX_RANGE_DAYS:
@@ -70,6 +74,7 @@ async def monthly_usage(
     return MonthlyUsage(year=year, month=month, **totals)
 
 
+@raises(401, 403)
 def require_service_credential(request: Request) -> None:
     """Producers authenticate with a credential from configuration; user
     tokens, however valid, are refused (403): users must not mint usage."""

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, StrictInt, model_validator
 
-from agenthq_common.schemas import StrictModel
+from agenthq_common.schemas import IsoDateTime, StrictModel
 
 MAX_QUANTITY = 2**53  # beyond any real event; keeps every sum far from bigint overflow
 
@@ -41,12 +41,13 @@ class UsageEventIn(StrictModel):
     type: Literal[
         "task.created", "task.completed", "llm.tokens.used", "api.calls", "storage.changed"
     ]
-    quantity: int = Field(
+    # Strict: an integer, not false, 1.0 or "5" (the contract says integer).
+    quantity: StrictInt = Field(
         ge=-MAX_QUANTITY,
         le=MAX_QUANTITY,
         description="Tasks (task.*), tokens, calls, or bytes added (negative: removed)",
     )
-    time: datetime = Field(description="When it happened (RFC 3339; UTC if no offset)")
+    time: IsoDateTime = Field(description="When it happened (RFC 3339; UTC if no offset)")
 
     @model_validator(mode="after")
     def _sign(self) -> UsageEventIn:

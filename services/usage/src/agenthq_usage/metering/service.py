@@ -74,12 +74,9 @@ async def daily(
             team_id, first, last
         )
     }
-    days = []
-    day = first
-    while day <= last:
-        days.append(rows.get(day) or {"date": day})
-        day += timedelta(days=1)
-    return days
+    # Counted, not stepped past ``last``: the day after 9999-12-31 does not exist.
+    every_day = (first + timedelta(days=n) for n in range((last - first).days + 1))
+    return [rows.get(day) or {"date": day} for day in every_day]
 
 
 async def monthly(uow: UnitOfWork, team_id: uuid.UUID, year: int, month: int) -> dict[str, int]:

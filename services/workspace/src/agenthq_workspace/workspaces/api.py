@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from agenthq_common.authz import require
 from agenthq_common.deps import ActorDep, Uow
+from agenthq_common.openapi import error_responses
 from agenthq_common.schemas import (
     Cursor,
     Limit,
@@ -31,7 +32,12 @@ def _out(workspace: Workspace) -> WorkspaceOut:
     return WorkspaceOut.model_validate(workspace, from_attributes=True)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=WorkspaceOut)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=WorkspaceOut,
+    responses=error_responses(409),
+)
 async def create_workspace(
     body: WorkspaceCreate, member: CanCreate, uow: Uow, actor: ActorDep
 ) -> WorkspaceOut:
@@ -68,7 +74,7 @@ async def get_workspace(workspace_id: uuid.UUID, member: CanRead, uow: Uow) -> W
     return _out(await service.get(uow, member.team_id, workspace_id))
 
 
-@router.patch("/{workspace_id}", response_model=WorkspaceOut)
+@router.patch("/{workspace_id}", response_model=WorkspaceOut, responses=error_responses(409))
 async def update_workspace(
     workspace_id: uuid.UUID, body: WorkspaceUpdate, member: CanUpdate, uow: Uow, actor: ActorDep
 ) -> WorkspaceOut:

@@ -4,9 +4,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, StringConstraints, field_validator
+from pydantic import BaseModel, StrictBool, StringConstraints
 
-from agenthq_common.schemas import StrictModel, refuse_null
+from agenthq_common.schemas import Omittable, StrictModel
 
 WorkspaceName = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)
@@ -22,11 +22,10 @@ class WorkspaceCreate(StrictModel):
 class WorkspaceUpdate(StrictModel):
     """Only the fields sent change; ``description: null`` clears the description."""
 
-    name: WorkspaceName | None = None
+    name: Omittable[WorkspaceName] = None
     description: Description | None = None
-    archived: bool | None = None
-
-    _not_null = field_validator("name", "archived", mode="before")(refuse_null)
+    # Strict: true or false, not 0, 1, "yes" or "off" (the contract says boolean).
+    archived: Omittable[StrictBool] = None
 
 
 class WorkspaceOut(BaseModel):
