@@ -17,7 +17,6 @@ requests, failures) is printed at the end of the session, passing or not.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import uuid
@@ -71,18 +70,6 @@ CHECKS = [
 # fuzzer knows none of the owner's; access tokens live until they expire).
 ON_SPARE_TEAM = ("DELETE /v1/teams/{team_id}", "POST /v1/teams/{team_id}/transfer-ownership")
 
-# Statuses the gateway answers but its own routes' documentation leaves out
-# (reported to the gateway's owners; the gateway is not ours to change). They
-# are added to the document before fuzzing, so that the run checks everything
-# else; once the gateway documents them, adding them changes nothing. The
-# summary lists those still missing.
-GATEWAY_DOCUMENT_GAPS: dict[str, tuple[int, ...]] = {
-    "POST /v1/auth/register": (409,),  # email_taken
-    "POST /v1/auth/login": (401, 429),  # invalid_credentials; repeated failures
-    "POST /v1/auth/refresh": (401,),  # unknown, expired or reused refresh token
-    "GET /v1/me": (404,),  # a user deleted since the token was issued
-}
-
 
 @dataclass
 class Tally:
@@ -94,7 +81,6 @@ class Tally:
     statuses: Counter[int] = field(default_factory=Counter)
     succeeded: set[str] = field(default_factory=set)  # operations with a 2xx answer
     failures: dict[str, set[str]] = field(default_factory=dict)
-    gaps_filled: list[str] = field(default_factory=list)
 
     def failed(self, operation: str, failure: Failure) -> None:
         self.failures.setdefault(operation, set()).add(f"{failure.title}: {failure.message}")
@@ -115,11 +101,6 @@ class Tally:
             terminalreporter.write_line("never a 2xx: " + ", ".join(missed))
         if untested := sorted(self.documented - self.operations):
             terminalreporter.write_line("NOT CALLED: " + ", ".join(untested))
-        if self.gaps_filled:
-            terminalreporter.write_line(
-                "gateway statuses still undocumented (added before fuzzing): "
-                + ", ".join(self.gaps_filled)
-            )
         for operation, found in sorted(self.failures.items()):
             for failure in sorted(found):
                 terminalreporter.write_line(f"  {operation}: {failure.splitlines()[0]}")
@@ -231,22 +212,6 @@ async def made(
     return [str(response.json()[key])]
 
 
-def fill_gateway_gaps(document: dict[str, Any], tally: Tally) -> dict[str, Any]:
-    document = copy.deepcopy(document)
-    error = {
-        "description": "Error",
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
-    }
-    for label, statuses in GATEWAY_DOCUMENT_GAPS.items():
-        method, path = label.split(" ", 1)
-        responses = document["paths"][path][method.lower()]["responses"]
-        for status in map(str, statuses):
-            if status not in responses:
-                responses[status] = error
-                tally.gaps_filled.append(f"{label} {status}")
-    return document
-
-
 def fuzz_config(world: World) -> SchemathesisConfig:
     operations: list[dict[str, Any]] = [
         {"include-name": name, "parameters": {"path.team_id": team_id}}
@@ -288,9 +253,7 @@ def fuzz_config(world: World) -> SchemathesisConfig:
 
 @pytest.fixture(scope="module")
 def api_schema(world: World, tally: Tally) -> Any:
-    schema = schemathesis.openapi.from_dict(
-        fill_gateway_gaps(world.document, tally), config=fuzz_config(world)
-    )
+    schema = schemathesis.openapi.from_dict(world.document, config=fuzz_config(world))
     # The per-operation settings above apply to the named operations only.
     for result in schema.get_all_operations():
         operation = result.ok()

@@ -215,8 +215,10 @@ async def test_a_user_over_the_reads_limit_gets_429_with_headers(
         assert answers[0].headers["ratelimit-policy"] == "3;w=60"
         refused = answers[-1]
         assert error_code(refused) == "rate_limited"
-        assert 1 <= int(refused.headers["retry-after"]) <= 60
-        assert 0 <= int(refused.headers["ratelimit-reset"]) <= 60
+        # A sliding window: room comes back once the spent window weighs little
+        # enough, up to a third of a window after it ends (3 of 3 spent).
+        assert 1 <= int(refused.headers["retry-after"]) <= 80
+        assert refused.headers["ratelimit-reset"] == refused.headers["retry-after"]
         # Writes have their own budget; another user has a whole one.
         assert (
             await gw.client.post("/v1/teams", json={}, headers=bearer(token))

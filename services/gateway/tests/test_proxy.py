@@ -63,7 +63,6 @@ def headers_of(record: dict[str, Any], name: str) -> list[str]:
         ("DELETE", "/v1/teams/{team}"),
         ("GET", "/v1/teams/{team}/activity"),
         ("GET", "/v1/plans"),
-        ("GET", "/v1/usage/events"),
         ("GET", "/v1/teams/{team}/presence"),
     ],
 )
@@ -78,6 +77,20 @@ async def test_unauthenticated_requests_never_reach_a_service(
     assert error_code(response) == "unauthorized"
     assert response.headers.get("www-authenticate", "").lower().startswith("bearer")
     assert response.headers.get("x-request-id")
+    assert echo.requests_with(m) == []
+
+
+async def test_other_methods_of_a_service_authenticated_route_are_405_at_the_edge(
+    edge: Gateway, echo: Echo, token: str
+) -> None:
+    m = marker()
+    for method in ("GET", "PUT", "DELETE"):
+        response = await edge.client.request(
+            method, "/v1/usage/events", params={"m": m}, headers=bearer(token)
+        )
+        assert response.status_code == 405, response.text
+        assert error_code(response) == "method_not_allowed"
+        assert response.headers["allow"] == "POST"
     assert echo.requests_with(m) == []
 
 
@@ -492,3 +505,21 @@ async def test_openapi_merges_every_service(edge: Gateway) -> None:
     # Only the public /v1 routes of a service are merged.
     for operation in doc["paths"].get("/healthz", {}).values():
         assert "x-service" not in operation
+
+
+async def test_openapi_documents_what_the_edge_answers(edge: Gateway) -> None:
+    doc = (await edge.client.get("/openapi.json")).json()
+    probe = doc["paths"]["/v1/team-probe"]["get"]
+    assert probe["security"] == [{"bearer": []}]
+    assert {"401", "429", "431", "502", "503", "504"} <= set(probe["responses"])
+    assert "Retry-After" in probe["responses"]["429"]["headers"]
+    error_schema = probe["responses"]["502"]["content"]["application/json"]["schema"]
+    assert error_schema == {"$ref": "#/components/schemas/ErrorResponse"}
+    assert "ErrorResponse" in doc["components"]["schemas"]
+    login = doc["paths"]["/v1/auth/login"]["post"]
+    assert {"401", "413", "422", "429", "431"} <= set(login["responses"])
+    assert "security" not in login
+    assert "409" in doc["paths"]["/v1/auth/register"]["post"]["responses"]
+    me = doc["paths"]["/v1/me"]["get"]
+    assert me["security"] == [{"bearer": []}]
+    assert {"401", "404"} <= set(me["responses"])

@@ -34,7 +34,13 @@ DESCRIPTIONS: dict[int, str] = {
     404: "Not found (also: the caller is not a member of the team)",
     409: "Conflict with the current state",
     410: "Gone (no longer usable)",
+    413: "Request body too large",
     422: "Invalid input: the details name each bad field",
+    429: "Rate limited (or over a quota): retry after Retry-After seconds",
+    431: "Request headers too large",
+    502: "The service behind the gateway failed or answered outside the contract",
+    503: "A service or dependency is unavailable: retry after Retry-After seconds",
+    504: "The service behind the gateway did not answer in time",
 }
 
 

@@ -12,6 +12,8 @@ from typing import Any
 import aiohttp
 
 from agenthq_common.logging import get_logger
+from agenthq_common.openapi import DESCRIPTIONS
+from agenthq_gateway.proxy import SERVICE_AUTHENTICATED
 
 log = get_logger(__name__)
 
@@ -68,8 +70,54 @@ class OpenAPIMerger:
                     continue
                 schemas[name] = schema
         merged.setdefault("components", {})["securitySchemes"] = {
-            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+            "serviceCredential": {"type": "http", "scheme": "bearer"},
         }
+        for path, item in paths.items():
+            for method, operation in item.items():
+                if isinstance(operation, dict) and path.startswith("/v1/"):
+                    _document_edge(method.upper(), path, operation)
         if missing:
             merged["info"]["x-missing-services"] = missing
         return merged
+
+
+def _error(status: int, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": DESCRIPTIONS[status],
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+    }
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+# The gateway's own routes that take no token (API.md, conventions).
+WITHOUT_TOKEN = {"/v1/auth/register", "/v1/auth/login", "/v1/auth/refresh", "/v1/auth/logout"}
+_RETRY_AFTER = {
+    "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}},
+}
+
+
+def _document_edge(method: str, path: str, operation: dict[str, Any]) -> None:
+    """What the gateway itself may answer for an operation, before or instead
+    of its service: the edge's limits, its rate limits, its upstream errors;
+    and the credentials each operation takes."""
+    responses = operation.setdefault("responses", {})
+    edge = {"431": _error(431)}
+    if "requestBody" in operation:
+        edge["413"] = _error(413)
+    if "x-service" in operation:  # proxied
+        edge["502"] = _error(502)
+        edge["503"] = _error(503, _RETRY_AFTER)
+        edge["504"] = _error(504)
+        if (method, path) in SERVICE_AUTHENTICATED:
+            operation["security"] = [{"serviceCredential": []}]
+        else:
+            edge["401"] = _error(401)
+            edge["429"] = _error(429, _RETRY_AFTER)
+            operation["security"] = [{"bearer": []}]
+    elif path not in WITHOUT_TOKEN:  # the gateway's own routes that take a token
+        operation["security"] = [{"bearer": []}]
+    for status, response in edge.items():
+        responses.setdefault(status, response)

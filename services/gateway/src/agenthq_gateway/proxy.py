@@ -23,7 +23,13 @@ from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
 from agenthq_common.auth import bearer_token
-from agenthq_common.errors import BadGateway, GatewayTimeout, NotFound, ServiceUnavailable
+from agenthq_common.errors import (
+    BadGateway,
+    GatewayTimeout,
+    MethodNotAllowed,
+    NotFound,
+    ServiceUnavailable,
+)
 from agenthq_common.logging import get_logger
 from agenthq_gateway.edge.idempotency import HEADER as IDEMPOTENCY_HEADER
 from agenthq_gateway.edge.idempotency import StoredAnswer, fingerprint, storable, valid_key
@@ -48,6 +54,7 @@ ROUTES: list[tuple[re.Pattern[str], str]] = [
 # Routes a service authenticates itself, with credentials that are not user
 # tokens (producers posting usage events use a service credential).
 SERVICE_AUTHENTICATED: set[tuple[str, str]] = {("POST", "/v1/usage/events")}
+SERVICE_AUTHENTICATED_PATHS = {path for _, path in SERVICE_AUTHENTICATED}
 
 SMALL_BODY = 64 * 1024  # bytes: answers up to this size are passed on whole
 
@@ -274,7 +281,13 @@ async def proxy(request: Request) -> Response:
         raise NotFound(f"No route for {request.method} {request.url.path}", code="route_not_found")
     gateway: GatewayContext = request.app.state.gateway
     body = await _body(request)
-    if (request.method, request.url.path) in SERVICE_AUTHENTICATED:
+    if request.url.path in SERVICE_AUTHENTICATED_PATHS:
+        allowed = sorted(m for m, path in SERVICE_AUTHENTICATED if path == request.url.path)
+        if request.method not in allowed:
+            raise MethodNotAllowed(
+                f"{request.url.path} accepts {', '.join(allowed)} only",
+                headers={"Allow": ", ".join(allowed)},
+            )
         return await gateway.upstreams.forward(request, service, body=body)
     # Refused here, at the edge: an unauthenticated request never reaches a service.
     user = await request.app.state.service.verifier.verify(bearer_token(request))

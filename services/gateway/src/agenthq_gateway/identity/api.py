@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from agenthq_common.deps import Uow, User
 from agenthq_common.errors import NotFound
 from agenthq_common.events import Actor
+from agenthq_common.openapi import error_responses, raises
 from agenthq_gateway.context import GatewayContext, get_gateway
 from agenthq_gateway.identity import service
 from agenthq_gateway.identity.repository import IdentityRepository
@@ -30,6 +31,7 @@ def _client_ip(request: Request) -> str:
     return forwarded_for(request, get_gateway(request).upstreams.trusted_proxies)
 
 
+@raises(429)
 async def _rate_limited(request: Request, response: Response) -> None:
     """The auth routes' limit, per client address (no caller is known yet)."""
     verdict = await get_gateway(request).limiter.admit("auth", ip=_client_ip(request))
@@ -50,7 +52,12 @@ def _anonymous_actor(request: Request) -> Actor:
     )
 
 
-@auth_router.post("/v1/auth/register", status_code=status.HTTP_201_CREATED, response_model=UserOut)
+@auth_router.post(
+    "/v1/auth/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserOut,
+    responses=error_responses(409),
+)
 async def register(body: RegisterIn, request: Request, uow: Uow) -> UserOut:
     user = await service.register(
         uow,
@@ -62,7 +69,7 @@ async def register(body: RegisterIn, request: Request, uow: Uow) -> UserOut:
     return UserOut.model_validate(user, from_attributes=True)
 
 
-@auth_router.post("/v1/auth/login", response_model=TokensOut)
+@auth_router.post("/v1/auth/login", response_model=TokensOut, responses=error_responses(401))
 async def login(body: LoginIn, request: Request, uow: Uow, gateway: Gateway) -> TokensOut:
     return await service.login(
         uow,
@@ -74,7 +81,7 @@ async def login(body: LoginIn, request: Request, uow: Uow, gateway: Gateway) -> 
     )
 
 
-@auth_router.post("/v1/auth/refresh", response_model=TokensOut)
+@auth_router.post("/v1/auth/refresh", response_model=TokensOut, responses=error_responses(401))
 async def refresh(body: RefreshIn, uow: Uow, gateway: Gateway) -> TokensOut:
     try:
         return await service.refresh(uow, gateway.issuer, token=body.refresh_token)
@@ -89,7 +96,7 @@ async def logout(body: RefreshIn, uow: Uow) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/v1/me", response_model=MeOut)
+@router.get("/v1/me", response_model=MeOut, responses=error_responses(404))
 async def me(user: User, uow: Uow) -> MeOut:
     repo = IdentityRepository(uow.session)
     found = await repo.user_by_id(user.id)
