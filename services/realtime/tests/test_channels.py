@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import socket
+import time
 import uuid
 
 import httpx
@@ -15,6 +16,7 @@ from websockets.exceptions import ConnectionClosed
 
 from agenthq_common.testing.plugin import eventually
 from agenthq_realtime.channels.frames import entry
+from agenthq_realtime.channels.hub import READ_BLOCK_MS
 from agenthq_realtime.channels.sockets import Channels
 
 from .conftest import Harness, receive, receive_until
@@ -319,3 +321,40 @@ async def test_tokens_never_reach_a_log_line(
     assert "/ws/teams/" in logged  # the connection lines were there
     assert signature not in logged
     assert "token=ey" not in logged
+
+
+async def test_an_idle_stream_read_outlives_its_block(rt: Harness) -> None:
+    """The reader's socket timeout must exceed XREAD's block, else every idle
+    read fails and the next waits a retry pause."""
+    hub = rt.a.service.component(Channels).hub
+    assert hub._reader is not None
+    timeout = hub._reader.connection_pool.connection_kwargs["socket_timeout"]
+    assert timeout > READ_BLOCK_MS / 1000
+
+
+async def test_presence_is_heart_beaten_from_the_join_on(rt: Harness) -> None:
+    """A socket's entry is kept alive from its join, not only once it is
+    attached (a welcome slower than the TTL must not lose it), and is gone
+    with the socket."""
+    alice = uuid.uuid4()
+    team = await rt.team((alice, "admin"))
+    channels = rt.a.service.component(Channels)
+    ws = await rt.connect(rt.a, team, alice)
+    welcome = await receive(ws)
+    assert welcome["presence"] == [{"user_id": str(alice), "connections": 1}]
+    entries = [e for e in channels.joined.values() if e[0] == team]
+    assert [(t, u) for t, u, _ in entries] == [(team, alice)]
+    # Expire the entry in Redis, as a late heartbeat would let it; the next
+    # heartbeat (XX) cannot bring back what the janitor removed, but one in
+    # time renews it.
+    key = f"{channels.presence.prefix}:{team}:{alice}"
+    await channels.presence.redis.zadd(key, {entries[0][2]: time.time() + 0.5}, xx=True)
+    await channels.presence.heartbeat(list(channels.joined.values()))
+    score = await channels.presence.redis.zscore(key, entries[0][2])
+    assert score is not None and score > time.time() + channels.presence.ttl - 5
+    await ws.close()
+
+    async def left() -> bool:
+        return not [e for e in channels.joined.values() if e[0] == team]
+
+    await eventually(left, within=5.0)

@@ -196,7 +196,9 @@ class Hub:
 
     async def run(self, redis_url: str) -> None:
         """Read every stream this instance listens to, for ever."""
-        self._reader = aioredis.from_url(redis_url)
+        # A socket timeout beyond the blocking read's (redis-py's default, 5 s,
+        # would cut every idle XREAD short, with a pause before the next).
+        self._reader = aioredis.from_url(redis_url, socket_timeout=READ_BLOCK_MS / 1000 + 10)
         try:
             while True:
                 streams: dict[Any, Any] = {self._wake_key: self._wake_cursor}

@@ -19,6 +19,8 @@ import redis.asyncio as aioredis
 
 from agenthq_realtime.channels.frames import KEY_PREFIX
 
+HEARTBEAT_BATCH = 500  # users per pipeline
+
 # KEYS: user's connections, team's users, teams with presence
 # ARGV: now, expiry, member, user, team
 _JOIN = """
@@ -96,14 +98,19 @@ class Presence:
         return bool(gone)
 
     async def heartbeat(self, entries: list[tuple[uuid.UUID, uuid.UUID, str]]) -> None:
-        """Push back the expiry of this instance's connections."""
-        if not entries:
-            return
+        """Push back the expiry of this instance's connections: one ZADD per
+        user with all of its connections here, in pipelines of a few hundred
+        users, so that ten thousand sockets never hold the event loop for long."""
         expiry = time.time() + self.ttl
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for team_id, user_id, member in entries:
-                pipe.zadd(self._conns(team_id, user_id), {member: expiry}, xx=True)
-            await pipe.execute()
+        by_user: dict[str, dict[str, float]] = {}
+        for team_id, user_id, member in entries:
+            by_user.setdefault(self._conns(team_id, user_id), {})[member] = expiry
+        keys = list(by_user)
+        for start in range(0, len(keys), HEARTBEAT_BATCH):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in keys[start : start + HEARTBEAT_BATCH]:
+                    pipe.zadd(key, by_user[key], xx=True)
+                await pipe.execute()
 
     async def expired(self) -> list[tuple[uuid.UUID, uuid.UUID]]:
         """Remove connections whose instance stopped heart-beating; returns the
@@ -120,9 +127,26 @@ class Presence:
                     left.append((team_id, uuid.UUID(raw_user.decode())))
         return left
 
+    async def counts(self, team_id: uuid.UUID) -> dict[uuid.UUID, int]:
+        """Every present user's live connections, for a socket's welcome: two
+        round trips of counts (not of entries), whatever the team's size."""
+        now = time.time()
+        users = sorted(await self.redis.smembers(self._users(team_id)))
+        if not users:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for raw_user in users:
+                pipe.zcount(self._conns(team_id, raw_user.decode()), now, "+inf")
+            live = await pipe.execute()
+        return {
+            uuid.UUID(raw_user.decode()): int(n)
+            for raw_user, n in zip(users, live, strict=True)
+            if n
+        }
+
     async def of_team(self, team_id: uuid.UUID) -> list[Present]:
-        """Every present user (two round trips, whatever the team's size: this
-        runs for every socket's welcome)."""
+        """Every present user, with since when (reads every live entry: for the
+        presence route, not for each socket's welcome)."""
         now = time.time()
         users = sorted(await self.redis.smembers(self._users(team_id)))
         if not users:

@@ -8,7 +8,7 @@ import contextlib
 import json
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import WebSocket, WebSocketDisconnect
@@ -47,6 +47,8 @@ class Channels:
     resolver: MembershipResolver
     send_buffer: int
     auth_timeout: float
+    # This instance's presence entries (team, user, entry), from the join on.
+    joined: dict[str, tuple[uuid.UUID, uuid.UUID, str]] = field(default_factory=dict)
 
     async def membership(
         self, team_id: uuid.UUID, user: CurrentUser, token: str
@@ -110,20 +112,41 @@ async def serve(websocket: WebSocket, team_id: uuid.UUID, channels: Channels) ->
         queue=asyncio.Queue(maxsize=channels.send_buffer),
     )
     member = channels.presence.member(conn.id, conn.connected_at)
-    if await channels.presence.join(team_id, user.id, conn.id, conn.connected_at):
-        await channels.announce(team_id, user.id, "presence.joined")
+    # Heart-beaten from now on, before the welcome: under load the welcome can
+    # take longer than the presence TTL, and an entry that expired meanwhile
+    # would be gone for good.
+    channels.joined[conn.id] = (team_id, user.id, member)
+    try:
+        if await channels.presence.join(team_id, user.id, conn.id, conn.connected_at):
+            await channels.announce(team_id, user.id, "presence.joined")
+        await _welcome_and_serve(websocket, channels, conn, since, token)
+    finally:
+        channels.joined.pop(conn.id, None)
+        if await channels.presence.leave(team_id, user.id, member):
+            await channels.announce(team_id, user.id, "presence.left")
+        if conn.close_code is not None:
+            # After whatever the socket still holds: a client that reads again
+            # gets it; one that never does costs nothing more than this wait.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    websocket.close(conn.close_code, conn.close_reason), CLOSE_FRAME_SECONDS
+                )
+
+
+async def _welcome_and_serve(
+    websocket: WebSocket, channels: Channels, conn: Connection, since: str | None, token: str
+) -> None:
+    team_id, user = conn.team_id, conn.user_id
     last, resumable = await channels.hub.prepare(team_id, since)
-    present = await channels.presence.of_team(team_id)
+    present = await channels.presence.counts(team_id)
     conn.push(
         json.dumps(
             {
                 "type": "welcome",
                 "connection_id": conn.id,
-                "user_id": str(user.id),
+                "user_id": str(user),
                 "team_id": str(team_id),
-                "presence": [
-                    {"user_id": str(p.user_id), "connections": p.connections} for p in present
-                ],
+                "presence": [{"user_id": str(who), "connections": n} for who, n in present.items()],
                 "last_id": last,
             }
         )
@@ -142,15 +165,6 @@ async def serve(websocket: WebSocket, team_id: uuid.UUID, channels: Channels) ->
         channels.hub.detach(conn)
         for task in (receiver, closing, sender):
             task.cancel()
-        if await channels.presence.leave(team_id, user.id, member):
-            await channels.announce(team_id, user.id, "presence.left")
-        if conn.close_code is not None:
-            # After whatever the socket still holds: a client that reads again
-            # gets it; one that never does costs nothing more than this wait.
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(
-                    websocket.close(conn.close_code, conn.close_reason), CLOSE_FRAME_SECONDS
-                )
 
 
 async def _send(conn: Connection) -> None:

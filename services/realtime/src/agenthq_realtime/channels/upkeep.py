@@ -25,13 +25,7 @@ async def keep_presence(channels: Channels, ttl: float, *, prefix: str) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
-            conns = channels.hub.connections()
-            await channels.presence.heartbeat(
-                [
-                    (c.team_id, c.user_id, channels.presence.member(c.id, c.connected_at))
-                    for c in conns
-                ]
-            )
+            await channels.presence.heartbeat(list(channels.joined.values()))
             redis = channels.presence.redis
             if await redis.set(lock, uuid.uuid4().hex, nx=True, px=int(interval * 1000)):
                 for team_id, user_id in await channels.presence.expired():
