@@ -156,14 +156,17 @@ async def _welcome_and_serve(
     await channels.hub.attach(conn, since if resumable else None, last)
     sender = asyncio.create_task(_send(conn))
     receiver = asyncio.create_task(_receive(conn, channels, token))
-    closing = asyncio.create_task(conn.closing.wait())
+    conn.stop = receiver.cancel
+    if conn.close_code is not None:  # closed while it was being attached
+        receiver.cancel()
     try:
         # Until the client leaves, or the server ends the connection (a member
-        # removed, too many bad frames, a send buffer overflowing).
-        await asyncio.wait({receiver, closing}, return_when=asyncio.FIRST_COMPLETED)
+        # removed, too many bad frames, a send buffer overflowing: each cancels
+        # the reader). wait(), not await: the reader's cancellation is not ours.
+        await asyncio.wait({receiver})
     finally:
         channels.hub.detach(conn)
-        for task in (receiver, closing, sender):
+        for task in (receiver, sender):
             task.cancel()
 
 
