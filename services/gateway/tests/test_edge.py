@@ -29,6 +29,7 @@ from .conftest import (
     forged_tokens,
     marker,
     only,
+    silent_upstream,
     unique_email,
 )
 
@@ -187,8 +188,6 @@ async def test_an_upstream_answer_outside_the_contract_is_502(edge: Gateway, pat
 
 
 async def test_a_write_waits_for_the_writes_timeout(start_gateway: GatewayFactory) -> None:
-    from .conftest import silent_upstream
-
     async with (
         silent_upstream() as url,
         start_gateway(team_url=url, upstream_timeout_writes_seconds=0.5) as gw,

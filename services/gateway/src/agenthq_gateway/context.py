@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import redis.asyncio as aioredis
 from fastapi import Request
 
 from agenthq_gateway.edge.idempotency import IdempotencyStore
@@ -22,6 +23,7 @@ class GatewayContext:
     keys: KeyStore
     issuer: TokenIssuer
     login_guard: LoginGuard
+    redis: aioredis.Redis  # what the limiter and the meter write to, in one pipeline
     upstreams: Upstreams
     openapi: OpenAPIMerger
     meter: ApiCallMeter

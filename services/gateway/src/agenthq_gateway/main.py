@@ -86,8 +86,9 @@ def bootstrap(settings: GatewaySettings) -> tuple[Service, GatewayContext]:
             account_window=settings.login_account_window_seconds,
             prefix=settings.bus_namespace,
         ),
+        redis=service.redis,
         upstreams=upstreams,
-        openapi=OpenAPIMerger(urls, upstreams.session),
+        openapi=OpenAPIMerger(urls, upstreams),
         meter=ApiCallMeter(service.redis, service.db, prefix=settings.bus_namespace),
         quotas=QuotaGuard(service.db),
         limiter=RateLimiter(

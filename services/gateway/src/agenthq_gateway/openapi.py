@@ -13,17 +13,17 @@ import aiohttp
 
 from agenthq_common.logging import get_logger
 from agenthq_common.openapi import DESCRIPTIONS
-from agenthq_gateway.proxy import SERVICE_AUTHENTICATED
+from agenthq_gateway.proxy import SERVICE_AUTHENTICATED, Upstreams
 
 log = get_logger(__name__)
 
 
 class OpenAPIMerger:
     def __init__(
-        self, upstream_urls: dict[str, str], session: aiohttp.ClientSession, *, ttl: float = 30.0
+        self, upstream_urls: dict[str, str], upstreams: Upstreams, *, ttl: float = 30.0
     ) -> None:
         self.upstream_urls = upstream_urls
-        self.session = session
+        self.upstreams = upstreams
         self.ttl = ttl
         self._cached: dict[str, Any] | None = None
         self._cached_at = 0.0
@@ -38,7 +38,7 @@ class OpenAPIMerger:
 
     async def _fetch(self, service: str, base: str) -> dict[str, Any] | None:
         try:
-            async with self.session.get(
+            async with self.upstreams.session.get(
                 f"{base.rstrip('/')}/openapi.json", timeout=aiohttp.ClientTimeout(total=3.0)
             ) as response:
                 response.raise_for_status()

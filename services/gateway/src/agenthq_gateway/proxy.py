@@ -141,9 +141,9 @@ class Upstreams:
     """
 
     urls: dict[str, str]
-    session: aiohttp.ClientSession
     trusted_proxies: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
     timeouts: dict[str, aiohttp.ClientTimeout]  # per route class (reads, writes)
+    _session: aiohttp.ClientSession | None = None
 
     @classmethod
     def create(
@@ -154,20 +154,27 @@ class Upstreams:
         connect_timeout: float,
         trusted_proxies: list[str],
     ) -> Upstreams:
-        session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=30),
-            # Bodies pass through as encoded (gzip stays gzip), cookies are
-            # the clients' business, and nothing is added to what they send.
-            auto_decompress=False,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-        )
         nets = [ipaddress.ip_network(n, strict=False) for n in trusted_proxies]
         per_class = {
             klass: aiohttp.ClientTimeout(total=None, connect=connect_timeout, sock_read=seconds)
             for klass, seconds in timeouts.items()
         }
-        return cls(urls, session, nets, per_class)
+        return cls(urls, nets, per_class)
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """Made on first use, in the running loop (a gateway that fails to
+        start leaves no session behind unclosed)."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=30),
+                # Bodies pass through as encoded (gzip stays gzip), cookies are
+                # the clients' business, and nothing is added to what they send.
+                auto_decompress=False,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+            )
+        return self._session
 
     async def forward(
         self, request: Request, service: str, *, body: bytes | None, whole: bool = False
@@ -257,7 +264,8 @@ class Upstreams:
         return streamed
 
     async def aclose(self) -> None:
-        await self.session.close()
+        if self._session is not None:
+            await self._session.close()
 
 
 async def _read(response: aiohttp.ClientResponse, limit: int | None) -> bytes | None:
@@ -308,7 +316,7 @@ async def proxy(request: Request) -> Response:
     # or spend its rate limit.
     answered = team_id if team_id and response.status_code not in (401, 403, 404) else None
     try:
-        async with gateway.meter.redis.pipeline(transaction=False) as pipe:
+        async with gateway.redis.pipeline(transaction=False) as pipe:
             if answered is not None:
                 gateway.limiter.charge_in(pipe, klass, team=answered)
             gateway.meter.record_in(pipe, answered, user.id)
