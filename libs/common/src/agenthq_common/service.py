@@ -8,7 +8,6 @@ hand in their own settings, key source or consumers), never patched.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -153,9 +152,15 @@ class Service:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        # Shutdown must finish even when a task is stuck in a library that
+        # does not honour cancellation: wait for them, but not for ever.
+        if self._tasks:
+            done, stuck = await asyncio.wait(self._tasks, timeout=10.0)
+            for task in done:  # retrieved, so a failed job is not reported again at exit
+                if not task.cancelled():
+                    task.exception()
+            if stuck:
+                log.warning("tasks still running at shutdown", tasks=[t.get_name() for t in stuck])
         self._tasks = []
         closers: list[Hook] = [*reversed(self._on_shutdown), self.bus.close, self.redis.aclose]
         if isinstance(self.membership_resolver, ReadModelResolver):
