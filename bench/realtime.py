@@ -916,7 +916,7 @@ class Bench:
 
     @property
     def socket_url(self) -> str:
-        base = self.stack.processes["realtime"].url.replace("http://", "ws://")
+        base = self.stack.processes["realtime"].ws_url
         return f"{base}/ws/teams/{self.team_id}"
 
     def url(self, target: str) -> str:

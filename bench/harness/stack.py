@@ -60,6 +60,7 @@ async def scratch_stack(tag: str, env: Mapping[str, str] | None = None) -> Async
         stack = Stack(
             log_dir=Path(tempfile.mkdtemp(prefix=f"bench-{tag}-")),
             ports={s: free_port() for s in SERVICES},
+            ws_port=free_port(),
             env=full_env,
         )
         await stack.start()

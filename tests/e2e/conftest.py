@@ -47,7 +47,9 @@ async def stack(
     for service in SERVICES:
         env[f"AGENTHQ_{service.upper()}_DATABASE_URL"] = await databases.fresh(service)
     log_dir = Path(tmp_path_factory.mktemp("stack-logs"))
-    system = Stack(log_dir=log_dir, ports={s: free_port() for s in SERVICES}, env=env)
+    system = Stack(
+        log_dir=log_dir, ports={s: free_port() for s in SERVICES}, ws_port=free_port(), env=env
+    )
     await system.start()
     try:
         await system.wait_ready(timeout=90)

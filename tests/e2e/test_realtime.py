@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 
 def socket_url(stack: Stack, team_id: str, who: dict[str, Any]) -> str:
     token = who["headers"]["Authorization"].split()[1]
-    base = stack.processes["realtime"].url.replace("http://", "ws://")
+    base = stack.processes["realtime"].ws_url
     return f"{base}/ws/{team_id}?token={token}"
 
 

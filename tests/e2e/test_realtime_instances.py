@@ -4,7 +4,7 @@ across processes, with real tokens, real REST writes and real membership
 changes, and a crash (SIGKILL) drill.
 
 The two instances run with a presence TTL of 3 s (so a crashed instance's
-connections expire within seconds, not 30), a send buffer of 64 frames and
+connections expire within seconds, not 30), a send buffer of 64 KiB and
 DEBUG logs (so that the log check sees every line they could write).
 """
 
@@ -50,7 +50,7 @@ class Instances:
 
     def url(self, name: str, team_id: str, who: dict[str, Any], since: str | None = None) -> str:
         token = who["headers"]["Authorization"].split()[1]
-        base = self.stack.processes[name].url.replace("http://", "ws://")
+        base = self.stack.processes[name].ws_url
         return f"{base}/ws/teams/{team_id}?token={token}" + (f"&since={since}" if since else "")
 
     async def connect(
@@ -78,7 +78,7 @@ class Instances:
 async def instances(stack: Stack, gateway: httpx.AsyncClient) -> AsyncIterator[Instances]:
     env = {
         "AGENTHQ_REALTIME_PRESENCE_TTL_SECONDS": str(PRESENCE_TTL),
-        "AGENTHQ_REALTIME_SEND_BUFFER_FRAMES": "64",
+        "AGENTHQ_REALTIME_SEND_BUFFER_BYTES": str(64 * 1024),
         "AGENTHQ_LOG_LEVEL": "DEBUG",
     }
     for name in (A, B):
@@ -86,6 +86,7 @@ async def instances(stack: Stack, gateway: httpx.AsyncClient) -> AsyncIterator[I
             "realtime",
             name=name,
             port=free_port(),
+            ws_port=free_port(),
             extra_env={**env, "AGENTHQ_REALTIME_INSTANCE_ID": name},
         )
     await stack.wait_ready(only={A, B}, timeout=60)
@@ -323,7 +324,7 @@ async def test_a_client_that_stops_reading_is_closed_and_slows_nobody(
     instances: Instances, gateway: httpx.AsyncClient
 ) -> None:
     """About 25 MB of frames, sent on B, for a team with a stalled socket and a
-    reading one on A: the stalled one is closed with 1013 once its 64-frame
+    reading one on A: the stalled one is closed with 1013 once its 64 KiB
     buffer (and the kernel's) is full; the reading one gets every frame, in
     time (median latency under the seed's 100 ms)."""
     team_id, owner, (slow, fast) = await team_of(gateway, "member", "member")
@@ -410,7 +411,7 @@ async def test_tokens_never_reach_the_logs_of_any_process(
     for name in (A, B, "realtime"):
         ws, _ = await instances.connect(name, team_id, owner)
         await ws.close()
-        base = instances.stack.processes[name].url.replace("http://", "ws://")
+        base = instances.stack.processes[name].ws_url
         async with websockets.connect(
             f"{base}/ws/teams/{team_id}", additional_headers=owner["headers"]
         ) as ws:

@@ -23,6 +23,7 @@ from agenthq_common.events import Actor, CloudEvent, registry
 from agenthq_common.service import Service
 from agenthq_common.testing.plugin import Databases, eventually
 from agenthq_common.testing.tokens import TestSigner
+from agenthq_realtime.channels.server import SocketEndpoint
 from agenthq_realtime.main import bootstrap
 from agenthq_realtime.settings import RealtimeSettings
 
@@ -36,12 +37,13 @@ def free_port() -> int:
 @dataclass
 class Instance:
     service: Service
-    url: str  # http://127.0.0.1:<port>
+    url: str  # http://127.0.0.1:<port>: the HTTP API
     server: uvicorn.Server
 
     @property
     def ws(self) -> str:
-        return self.url.replace("http://", "ws://")
+        """ws://127.0.0.1:<port>: the WebSocket endpoint, on a port of its own."""
+        return f"ws://127.0.0.1:{self.service.component(SocketEndpoint).port}"
 
 
 async def serve(service: Service) -> tuple[uvicorn.Server, asyncio.Task[None], str]:
@@ -52,8 +54,6 @@ async def serve(service: Service) -> tuple[uvicorn.Server, asyncio.Task[None], s
             host="127.0.0.1",
             port=port,
             log_level="warning",
-            ws="websockets-sansio",
-            ws_per_message_deflate=False,
         )
     )
     task = asyncio.create_task(server.serve())
@@ -74,7 +74,11 @@ async def instances(
     started: list[tuple[Instance, asyncio.Task[None]]] = []
     for name in ("a", "b"):
         settings = settings_for(
-            RealtimeSettings, database_url=url, instance_id=f"inst-{name}", send_buffer_frames=64
+            RealtimeSettings,
+            database_url=url,
+            instance_id=f"inst-{name}",
+            ws_port=0,
+            send_buffer_bytes=64 * 1024,
         )
         service = bootstrap(settings, key_source=signer.keys)
         server, task, base = await serve(service)

@@ -231,7 +231,7 @@ def stalled_client(rt: Harness, team: uuid.UUID, user: uuid.UUID) -> socket.sock
     Blocking calls: run it in a thread, the servers share this event loop."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
-    host, port = rt.a.url.removeprefix("http://").split(":")
+    host, port = rt.a.ws.removeprefix("ws://").split(":")
     sock.connect((host, int(port)))
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall(
@@ -248,7 +248,7 @@ def stalled_client(rt: Harness, team: uuid.UUID, user: uuid.UUID) -> socket.sock
 
 
 async def test_a_client_that_does_not_read_is_closed_and_slows_nobody(rt: Harness) -> None:
-    """The instance holds 64 frames per socket (the fixture's send buffer); a
+    """The instance holds 64 KiB per socket (the fixture's send buffer); a
     socket that stops reading is closed with 1013 once its buffers are full,
     while a reading socket of the same team on the same instance gets every
     frame."""

@@ -19,7 +19,7 @@ DEFAULT_PORTS: dict[str, int] = {
     "workspace": 8002,
     "activity": 8003,
     "usage": 8004,
-    "realtime": 8005,
+    "realtime": 8006,  # its HTTP API; the WebSocket endpoint is on 8005
 }
 
 

@@ -12,8 +12,9 @@ from agenthq_common.service import Service
 from agenthq_realtime.channels.api import router as channels_router
 from agenthq_realtime.channels.hub import Hub
 from agenthq_realtime.channels.presence import Presence
+from agenthq_realtime.channels.server import SocketEndpoint
 from agenthq_realtime.channels.sockets import Channels
-from agenthq_realtime.channels.upkeep import close_all, close_first_on_sigterm, keep_presence
+from agenthq_realtime.channels.upkeep import keep_presence, stop_listening_on_sigterm
 from agenthq_realtime.consumers import register_fanout_handlers
 from agenthq_realtime.settings import RealtimeSettings
 
@@ -38,10 +39,12 @@ def bootstrap(settings: RealtimeSettings, *, key_source: KeySource | None = None
         db=service.db,
         verifier=service.verifier,
         resolver=service.membership_resolver,
-        send_buffer=settings.send_buffer_frames,
+        send_buffer=settings.send_buffer_bytes,
         auth_timeout=settings.auth_timeout_seconds,
     )
+    endpoint = SocketEndpoint(channels, settings.ws_host, settings.ws_port)
     service.provide(channels)
+    service.provide(endpoint)
     register_membership_handlers(service.consumer("realtime.membership"))
     register_fanout_handlers(
         service.consumer("realtime.fanout"),
@@ -56,16 +59,14 @@ def bootstrap(settings: RealtimeSettings, *, key_source: KeySource | None = None
     async def upkeep() -> None:
         await keep_presence(channels, settings.presence_ttl_seconds, prefix=prefix)
 
-    async def shutdown() -> None:
-        await close_all(channels)
+    async def listen() -> None:
+        await endpoint.start()
+        stop_listening_on_sigterm(endpoint.close)
 
-    async def handle_sigterm() -> None:
-        close_first_on_sigterm(channels)
-
-    service.on_startup(handle_sigterm)
+    service.on_startup(listen)
     service.run_in_background(read_streams)
     service.run_in_background(upkeep)
-    service.on_shutdown(shutdown)
+    service.on_shutdown(endpoint.stop)
     service.include_router(channels_router)
     return service
 

@@ -17,11 +17,24 @@ class RealtimeSettings(ServiceSettings):
         validation_alias="AGENTHQ_REALTIME_INSTANCE_ID",
         description="This instance's name in presence entries (default: random per process)",
     )
-    send_buffer_frames: int = Field(
-        default=512,
-        ge=1,
-        validation_alias="AGENTHQ_REALTIME_SEND_BUFFER_FRAMES",
-        description="Frames queued for one socket before a slow client is closed with 1013",
+    ws_host: str = Field(
+        default="127.0.0.1",
+        validation_alias="AGENTHQ_REALTIME_WS_HOST",
+        description="Address the WebSocket endpoint listens on (0.0.0.0 in a container)",
+    )
+    ws_port: int = Field(
+        default=8005,
+        ge=0,
+        le=65535,
+        validation_alias="AGENTHQ_REALTIME_WS_PORT",
+        description="Port of the WebSocket endpoint (REALTIME.md); the HTTP API has its own",
+    )
+    send_buffer_bytes: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        validation_alias="AGENTHQ_REALTIME_SEND_BUFFER_BYTES",
+        description="Bytes waiting to be sent to one socket before a slow client is closed "
+        "with 1013 (beyond what the kernel's socket buffer holds)",
     )
     history_frames: int = Field(
         default=5000,

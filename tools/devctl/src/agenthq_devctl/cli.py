@@ -74,7 +74,7 @@ async def _run(log_dir: Path) -> int:
         await stack.stop()
         return 1
     gateway = f"http://127.0.0.1:{stack.ports['gateway']}"
-    realtime = f"ws://127.0.0.1:{stack.ports['realtime']}"
+    realtime = f"ws://127.0.0.1:{stack.ws_port}"
     say()
     say("AgentHQ collaboration backend is up.")
     say(f"  Gateway (public API)  {gateway}")

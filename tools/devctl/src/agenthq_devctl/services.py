@@ -16,3 +16,8 @@ def settings_class(service: str) -> type[ServiceSettings]:
 
 def default_port(service: str) -> int:
     return DEFAULT_PORTS[service]
+
+
+def default_ws_port() -> int:
+    """The realtime service's WebSocket port (REALTIME.md)."""
+    return int(settings_class("realtime").model_fields["ws_port"].default)

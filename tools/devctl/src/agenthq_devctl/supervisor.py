@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from agenthq_devctl.services import SERVICES, default_port
+from agenthq_devctl.services import SERVICES, default_port, default_ws_port
 
 
 def _die_with_parent() -> None:
@@ -35,10 +35,16 @@ class ServiceProcess:
     port: int
     log_path: Path
     process: asyncio.subprocess.Process | None = None
+    ws_port: int | None = None  # the realtime service's WebSocket endpoint
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        assert self.ws_port is not None, f"{self.name} serves no WebSockets"
+        return f"ws://127.0.0.1:{self.ws_port}"
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -49,10 +55,12 @@ class ServiceProcess:
 
 @dataclass
 class Stack:
-    """All six services on the given ports (defaults: 8000..8005)."""
+    """All six services on the given ports (defaults: 8000..8006), and the
+    realtime service's WebSocket endpoint on ``ws_port`` (REALTIME.md: 8005)."""
 
     log_dir: Path
     ports: Mapping[str, int] = field(default_factory=lambda: {s: default_port(s) for s in SERVICES})
+    ws_port: int = field(default_factory=default_ws_port)
     env: Mapping[str, str] = field(default_factory=dict)
     host: str = "127.0.0.1"
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
@@ -81,18 +89,27 @@ class Stack:
         *,
         name: str | None = None,
         port: int | None = None,
+        ws_port: int | None = None,
         extra_env: Mapping[str, str] | None = None,
     ) -> ServiceProcess:
         """Start (or start again, after it stopped) one service's process.
 
-        ``name`` and ``port`` start another process of the same service (a
-        replica, sharing its database and queues), kept under ``name``;
-        ``extra_env`` is added to that process's environment only."""
+        ``name`` and ``port`` (and, for realtime, ``ws_port``) start another
+        process of the same service (a replica, sharing its database and
+        queues), kept under ``name``; ``extra_env`` is added to that process's
+        environment only."""
         name = name or service
+        known = self.processes.get(name)
         if port is None:
-            known = self.processes.get(name)
             port = known.port if known is not None else self.ports[service]
         proc = ServiceProcess(name, service, port, self.log_dir / f"{name}.log")
+        own_env = dict(extra_env or {})
+        if service == "realtime":
+            if ws_port is None:
+                ws_port = known.ws_port if known is not None else self.ws_port
+            proc.ws_port = ws_port
+            own_env["AGENTHQ_REALTIME_WS_HOST"] = self.host
+            own_env["AGENTHQ_REALTIME_WS_PORT"] = str(ws_port)
         log = proc.log_path.open("ab")
         proc.process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -108,17 +125,12 @@ class Stack:
             "--no-server-header",  # no banner: the gateway answers the world
             "--timeout-graceful-shutdown",
             "10",
-            # The sans-I/O protocol: no extra tasks per socket (the realtime
-            # service holds thousands), and no deprecated legacy module.
+            # HTTP only: the realtime service serves its sockets itself.
             "--ws",
-            "websockets-sansio",
-            # No permessage-deflate: its zlib state costs ~100 KiB per socket,
-            # to compress frames of a few hundred bytes.
-            "--ws-per-message-deflate",
-            "false",
+            "none",
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
-            env={**(env or self.service_env()), **(extra_env or {})},
+            env={**(env or self.service_env()), **own_env},
             # Own session: Ctrl-C reaches only us, and we stop the children in
             # order (a second signal would make uvicorn skip its graceful exit).
             start_new_session=True,

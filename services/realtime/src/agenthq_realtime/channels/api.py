@@ -3,13 +3,14 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, Request, WebSocket
+from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from agenthq_common.authz import Member
 from agenthq_common.service import Service
-from agenthq_realtime.channels.sockets import Channels, serve
+from agenthq_realtime.channels.sockets import Channels
 
+# The sockets themselves are served by channels.server, on a port of their own.
 router = APIRouter(tags=["realtime"])
 
 
@@ -19,21 +20,9 @@ class PresentOut(BaseModel):
     since: datetime
 
 
-def _channels(connection: Request | WebSocket) -> Channels:
-    service: Service = connection.app.state.service
+def _channels(request: Request) -> Channels:
+    service: Service = request.app.state.service
     return service.component(Channels)
-
-
-@router.websocket("/ws/teams/{team_id}")
-async def team_socket(websocket: WebSocket, team_id: uuid.UUID) -> None:
-    """The team channel (REALTIME.md)."""
-    await serve(websocket, team_id, _channels(websocket))
-
-
-@router.websocket("/ws/{team_id}")
-async def team_socket_seed_path(websocket: WebSocket, team_id: uuid.UUID) -> None:
-    """The seed's path for the same channel."""
-    await serve(websocket, team_id, _channels(websocket))
 
 
 @router.get(

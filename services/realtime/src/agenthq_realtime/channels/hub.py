@@ -16,12 +16,11 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
-from fastapi import WebSocket
+from websockets.asyncio.server import ServerConnection, broadcast
 
 from agenthq_common.logging import get_logger
 from agenthq_realtime.channels.frames import KEY_PREFIX, parse_id, stream_key, wire
@@ -34,15 +33,32 @@ READ_BLOCK_MS = 5000
 READ_COUNT = 1000
 
 
-@dataclass(eq=False)
+# How long a closing socket may take to take its close frame (a stalled client
+# may never read it); then the TCP connection is dropped.
+CLOSE_FRAME_SECONDS = 10.0
+SEND_BUFFER_FULL = 1013
+
+# Close handshakes in flight, referenced so that they are not collected.
+_closing: set[asyncio.Task[None]] = set()
+
+
+@dataclass(eq=False, slots=True)
 class Connection:
+    """One socket of this instance: who it is, and where its stream stands.
+
+    Frames are written straight to the socket's transport, never queued in a
+    task of its own: a fan-out to thousands of sockets is one loop of
+    synchronous writes (as ``websockets.broadcast`` does), and a socket costs
+    no task beyond its handler.
+    """
+
     id: str
     team_id: uuid.UUID
     user_id: uuid.UUID
     role: str
     can_broadcast: bool
-    websocket: WebSocket
-    queue: asyncio.Queue[str]
+    websocket: ServerConnection
+    send_buffer: int  # bytes waiting in user space before a slow client is cut off
     connected_at: float = field(default_factory=time.time)
     cursor: tuple[int, int] = (0, 0)
     replaying: bool = False
@@ -50,27 +66,44 @@ class Connection:
     close_code: int | None = None
     close_reason: str = ""
     role_stale: bool = False
-    # Ends the endpoint's wait on the client (cancels its reader), once set.
-    # A callback rather than an Event and a task waiting on it: thousands of
-    # sockets, each a few KiB lighter.
-    stop: Callable[[], object] | None = None
+    hub: Hub | None = None  # set while attached
+
+    def writable(self) -> bool:
+        """Whether a frame may be written now; a client too slow to keep its
+        buffer short is closed instead (it resumes with ``since``)."""
+        if self.close_code is not None:
+            return False
+        if self.websocket.transport.get_write_buffer_size() > self.send_buffer:
+            self.close(SEND_BUFFER_FULL, "Send buffer full: reconnect and resume")
+            return False
+        return True
 
     def push(self, text: str) -> None:
-        """Queue a frame; a client too slow to keep its buffer short is closed."""
-        if self.close_code is not None:
-            return
-        try:
-            self.queue.put_nowait(text)
-        except asyncio.QueueFull:
-            self.close(1013, "Send buffer full: reconnect and resume")
+        if self.writable():
+            broadcast((self.websocket,), text)
 
     def close(self, code: int, reason: str = "") -> None:
-        """End this connection: the endpoint stops reading and writing, detaches
-        it, then sends the close frame (which a stalled client may never read)."""
-        if self.close_code is None:
-            self.close_code, self.close_reason = code, reason
-            if self.stop is not None:
-                self.stop()
+        """End this connection: it is detached at once, and its close frame
+        goes after whatever the socket still holds (a stalled client may take
+        it, or not, for CLOSE_FRAME_SECONDS). Its handler sees the socket close
+        and leaves the presence."""
+        if self.close_code is not None:
+            return
+        self.close_code, self.close_reason = code, reason
+        if self.hub is not None:
+            self.hub.detach(self)
+        task = asyncio.get_running_loop().create_task(self._close())
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+
+    async def _close(self) -> None:
+        websocket = self.websocket
+        try:
+            await asyncio.wait_for(
+                websocket.close(self.close_code or 1000, self.close_reason), CLOSE_FRAME_SECONDS
+            )
+        except Exception:  # timed out (the client never read) or the socket is gone
+            websocket.transport.abort()
 
 
 class Hub:
@@ -123,9 +156,12 @@ class Hub:
     async def attach(self, conn: Connection, since: str | None, last: str) -> None:
         """Start delivering to ``conn``: the frames after ``since`` when resuming,
         else those after ``last`` (the id its welcome announced)."""
+        if conn.close_code is not None:  # closed meanwhile (a member removed)
+            return
         if conn.team_id not in self._cursors:
             self._cursors[conn.team_id] = last.encode()
             await self.redis.xadd(self._wake_key, {"w": "1"}, maxlen=10, approximate=True)
+        conn.hub = self
         conn.replaying = since is not None
         conn.cursor = parse_id(since if since is not None else last)
         self.teams.setdefault(conn.team_id, set()).add(conn)
@@ -156,6 +192,7 @@ class Hub:
             conn.replaying = False
 
     def detach(self, conn: Connection) -> None:
+        conn.hub = None
         team = self.teams.get(conn.team_id)
         if team is not None:
             team.discard(conn)
@@ -173,6 +210,7 @@ class Hub:
         frame_id = parse_id(raw_id)
         sender = fields.get(b"s", b"").decode()
         text = wire(raw_id.decode(), fields)
+        targets = []
         for conn in list(conns):
             if frame_id <= conn.cursor:
                 continue
@@ -180,8 +218,10 @@ class Hub:
                 conn.held.append((frame_id, text))
                 continue
             conn.cursor = frame_id
-            if conn.id != sender:
-                conn.push(text)
+            if conn.id != sender and conn.writable():
+                targets.append(conn.websocket)
+        # One encoding of the frame, then one write per socket.
+        broadcast(targets, text)
         self._enforce_membership(team_id, fields)
 
     def _enforce_membership(self, team_id: uuid.UUID, fields: dict[bytes, bytes]) -> None:

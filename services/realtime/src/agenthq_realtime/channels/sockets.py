@@ -4,14 +4,14 @@ frames a client sends (REALTIME.md)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import WebSocket, WebSocketDisconnect
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
 
 from agenthq_common.auth import CurrentUser, TokenVerifier
 from agenthq_common.authz import Membership, MembershipResolver
@@ -26,7 +26,6 @@ log = get_logger(__name__)
 
 RATE_PER_SECOND = 20
 MAX_STRIKES = 10  # invalid or refused frames before the socket is closed
-CLOSE_FRAME_SECONDS = 10.0
 TOKEN_INVALID = 4401
 POLICY = 1008
 
@@ -45,7 +44,7 @@ class Channels:
     db: Database
     verifier: TokenVerifier
     resolver: MembershipResolver
-    send_buffer: int
+    send_buffer: int  # bytes
     auth_timeout: float
     # This instance's presence entries (team, user, entry), from the join on.
     joined: dict[str, tuple[uuid.UUID, uuid.UUID, str]] = field(default_factory=dict)
@@ -60,20 +59,20 @@ class Channels:
         await self.hub.append(team_id, entry(kind, team_id, user_id, {"user_id": str(user_id)}))
 
 
-def _bearer(websocket: WebSocket) -> str | None:
-    header = websocket.headers.get("authorization", "")
+def _bearer(websocket: ServerConnection, query: dict[str, str]) -> str | None:
+    header = websocket.request.headers.get("authorization", "") if websocket.request else ""
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
-    return websocket.query_params.get("token") or None
+    return query.get("token") or None
 
 
-async def _auth_frame(websocket: WebSocket, timeout: float) -> tuple[str | None, str | None]:
+async def _auth_frame(websocket: ServerConnection, timeout: float) -> tuple[str | None, str | None]:
     """The token (and resume point) of the first frame, if it is an auth frame."""
     try:
-        raw = await asyncio.wait_for(websocket.receive_text(), timeout)
-        frame = json.loads(raw)
-    except (TimeoutError, ValueError, KeyError, RuntimeError):
+        # Cancelling recv() is safe (websockets): a frame is never half read.
+        frame = json.loads(await asyncio.wait_for(websocket.recv(), timeout))
+    except (TimeoutError, ValueError, ConnectionClosed):
         return None, None
     if not isinstance(frame, dict) or frame.get("type") != "auth":
         return None, None
@@ -81,9 +80,11 @@ async def _auth_frame(websocket: WebSocket, timeout: float) -> tuple[str | None,
     return (token if isinstance(token, str) else None), (since if isinstance(since, str) else None)
 
 
-async def serve(websocket: WebSocket, team_id: uuid.UUID, channels: Channels) -> None:
-    await websocket.accept()
-    token, since = _bearer(websocket), websocket.query_params.get("since")
+async def serve(
+    websocket: ServerConnection, team_id: uuid.UUID, query: dict[str, str], channels: Channels
+) -> None:
+    """One socket, from its handshake (done) until it closes."""
+    token, since = _bearer(websocket, query), query.get("since")
     if token is None:
         token, frame_since = await _auth_frame(websocket, channels.auth_timeout)
         since = since or frame_since
@@ -109,7 +110,7 @@ async def serve(websocket: WebSocket, team_id: uuid.UUID, channels: Channels) ->
         role=membership.role,
         can_broadcast=can_broadcast(membership),
         websocket=websocket,
-        queue=asyncio.Queue(maxsize=channels.send_buffer),
+        send_buffer=channels.send_buffer,
     )
     member = channels.presence.member(conn.id, conn.connected_at)
     # Heart-beaten from now on, before the welcome: under load the welcome can
@@ -119,24 +120,17 @@ async def serve(websocket: WebSocket, team_id: uuid.UUID, channels: Channels) ->
     try:
         if await channels.presence.join(team_id, user.id, conn.id, conn.connected_at):
             await channels.announce(team_id, user.id, "presence.joined")
-        await _welcome_and_serve(websocket, channels, conn, since, token)
+        await _welcome(channels, conn, since)
+        await _receive(conn, channels, token)
     finally:
+        channels.hub.detach(conn)
         channels.joined.pop(conn.id, None)
         if await channels.presence.leave(team_id, user.id, member):
             await channels.announce(team_id, user.id, "presence.left")
-        if conn.close_code is not None:
-            # After whatever the socket still holds: a client that reads again
-            # gets it; one that never does costs nothing more than this wait.
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(
-                    websocket.close(conn.close_code, conn.close_reason), CLOSE_FRAME_SECONDS
-                )
 
 
-async def _welcome_and_serve(
-    websocket: WebSocket, channels: Channels, conn: Connection, since: str | None, token: str
-) -> None:
-    team_id, user = conn.team_id, conn.user_id
+async def _welcome(channels: Channels, conn: Connection, since: str | None) -> None:
+    team_id = conn.team_id
     last, resumable = await channels.hub.prepare(team_id, since)
     present = await channels.presence.counts(team_id)
     conn.push(
@@ -144,7 +138,7 @@ async def _welcome_and_serve(
             {
                 "type": "welcome",
                 "connection_id": conn.id,
-                "user_id": str(user),
+                "user_id": str(conn.user_id),
                 "team_id": str(team_id),
                 "presence": [{"user_id": str(who), "connections": n} for who, n in present.items()],
                 "last_id": last,
@@ -154,28 +148,6 @@ async def _welcome_and_serve(
     if not resumable:
         conn.push('{"type":"resume.failed"}')
     await channels.hub.attach(conn, since if resumable else None, last)
-    sender = asyncio.create_task(_send(conn))
-    receiver = asyncio.create_task(_receive(conn, channels, token))
-    conn.stop = receiver.cancel
-    if conn.close_code is not None:  # closed while it was being attached
-        receiver.cancel()
-    try:
-        # Until the client leaves, or the server ends the connection (a member
-        # removed, too many bad frames, a send buffer overflowing: each cancels
-        # the reader). wait(), not await: the reader's cancellation is not ours.
-        await asyncio.wait({receiver})
-    finally:
-        channels.hub.detach(conn)
-        for task in (receiver, sender):
-            task.cancel()
-
-
-async def _send(conn: Connection) -> None:
-    """Write queued frames to the socket, in order."""
-    websocket = conn.websocket
-    with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
-        while True:
-            await websocket.send_text(await conn.queue.get())
 
 
 def _error(conn: Connection, code: str, message: str) -> None:
@@ -183,34 +155,29 @@ def _error(conn: Connection, code: str, message: str) -> None:
 
 
 async def _receive(conn: Connection, channels: Channels, token: str) -> None:
+    """The client's frames, until it leaves or the server closes the socket (a
+    member removed, too many bad frames, a send buffer overflowing)."""
     allowance, checked = float(RATE_PER_SECOND), time.monotonic()
     strikes = 0
-    while True:
-        try:
-            message = await conn.websocket.receive()
-        except (WebSocketDisconnect, RuntimeError):
-            return
-        if message["type"] == "websocket.disconnect":
-            return
-        raw = message.get("text")
-        if raw is None and message.get("bytes") is not None:
-            raw = message["bytes"]
-        now = time.monotonic()
-        allowance = min(RATE_PER_SECOND, allowance + (now - checked) * RATE_PER_SECOND)
-        checked = now
-        problem = _check(raw, allowance)
-        if problem is None:
-            allowance -= 1
-            frame = json.loads(raw)  # type: ignore[arg-type]
-            problem = await _handle(conn, channels, frame, token)
-        if problem is not None:
-            strikes += 1
-            _error(conn, *problem)
-            if strikes >= MAX_STRIKES:
-                # The error frames go first: the client learns why.
-                await asyncio.sleep(0.05)
-                conn.close(POLICY, "Too many invalid or refused frames")
+    try:
+        async for raw in conn.websocket:
+            if conn.close_code is not None:
                 return
+            now = time.monotonic()
+            allowance = min(RATE_PER_SECOND, allowance + (now - checked) * RATE_PER_SECOND)
+            checked = now
+            problem = _check(raw, allowance)
+            if problem is None:
+                allowance -= 1
+                problem = await _handle(conn, channels, json.loads(raw), token)
+            if problem is not None:
+                strikes += 1
+                _error(conn, *problem)
+                if strikes >= MAX_STRIKES:
+                    conn.close(POLICY, "Too many invalid or refused frames")
+                    return
+    except ConnectionClosed:
+        return
 
 
 def _check(raw: Any, allowance: float) -> tuple[str, str] | None:
