@@ -18,7 +18,7 @@ a marker frame came out of ``recv()`` on each of its sockets. Per round, the
 latency is last arrival - send (the last socket; the median socket's too).
 
 The floor: a minimal broadcast server written with ``websockets`` (asyncio
-``serve`` on uvloop, as uvicorn runs the service; each message from a client
+``serve`` on uvloop, as the service's process runs; each message from a client
 goes to every other connected client with
 ``websockets.asyncio.server.broadcast``), in a process of its own, with the
 same clients, the same socket counts and the same send pattern, in the same
@@ -489,9 +489,9 @@ async def floor_main(pipe: Pipe, port: int, compress: bool) -> None:
     async def count() -> int:
         return len(clients)
 
-    # The same negotiation as the service: permessage-deflate refused, or
-    # accepted with uvicorn's parameters (websockets' defaults: 12-bit windows,
-    # memLevel 5); pings every 20 s, as uvicorn's.
+    # The same negotiation as the service (which is served by websockets too):
+    # permessage-deflate refused, or accepted with websockets' defaults; pings
+    # every 20 s, as the service's.
     async with serve(
         handler,
         "127.0.0.1",

@@ -120,7 +120,12 @@ def test_service_is_built_from_the_shared_dockerfile(
 @pytest.mark.parametrize("service", SERVICES)
 def test_service_publishes_its_default_port(services: dict[str, Any], service: str) -> None:
     port = DEFAULT_PORTS[service]
-    assert [str(p) for p in services[service]["ports"]] == [f"{port}:{port}"]
+    published = [f"{port}:{port}"]
+    if service == "realtime":  # and its WebSocket endpoint
+        ws_port = settings_class("realtime").model_fields["ws_port"].default
+        published.append(f"{ws_port}:{ws_port}")
+        assert environment(services[service])["AGENTHQ_REALTIME_WS_PORT"] == str(ws_port)
+    assert [str(p) for p in services[service]["ports"]] == published
 
 
 @pytest.mark.parametrize("service", SERVICES)
