@@ -168,6 +168,39 @@ async def test_resume_replays_what_was_missed_then_goes_live(rt: Harness) -> Non
     await b.close()
 
 
+async def test_a_long_replay_waits_for_a_slow_client_instead_of_cutting_it_off(
+    rt: Harness,
+) -> None:
+    """10 MB of missed frames (150 times the fixture's 64 KiB send buffer) to a
+    client with a small receive buffer that reads late: the replay waits for
+    it (flow control), and it gets every frame, in order, then live ones."""
+    alice = uuid.uuid4()
+    team = await rt.team((alice, "admin"))
+    hub = rt.a.service.component(Channels).hub
+    since = await hub.append(team, entry("n", team, alice, {"i": -1}))
+    payload = "z" * 10_000
+    for start in range(0, 1000, 100):
+        async with hub.redis.pipeline(transaction=False) as pipe:
+            for i in range(start, start + 100):
+                pipe.xadd(hub.key(team), entry("n", team, alice, {"i": i, "p": payload}))
+            await pipe.execute()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+    sock.setblocking(False)
+    host, port = rt.a.ws.removeprefix("ws://").split(":")
+    await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+    ws = await rt.connect(rt.a, team, alice, since=since, sock=sock, max_queue=4)
+    await asyncio.sleep(1.0)  # not reading: the replay must wait, not overflow
+    await hub.append(team, entry("n", team, alice, {"i": 1000}))
+    seen = []
+    while len(seen) < 1001:
+        frame = await receive(ws, within=10.0)
+        if frame["type"] == "n":
+            seen.append(frame["data"]["i"])
+    assert seen == list(range(1001))
+    await ws.close()
+
+
 async def test_resume_from_a_trimmed_id_fails_cleanly(rt: Harness) -> None:
     alice = uuid.uuid4()
     team = await rt.team((alice, "admin"))

@@ -21,6 +21,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from websockets.asyncio.server import ServerConnection, broadcast
+from websockets.exceptions import ConnectionClosed
 
 from agenthq_common.logging import get_logger
 from agenthq_realtime.channels.frames import KEY_PREFIX, parse_id, stream_key, wire
@@ -81,6 +82,19 @@ class Connection:
     def push(self, text: str) -> None:
         if self.writable():
             broadcast((self.websocket,), text)
+
+    async def send(self, text: str) -> bool:
+        """Write a frame with flow control: wait while the client is behind,
+        instead of cutting it off. For a resume's replay only (thousands of
+        frames at once, to a client that may be on a slow link; its live frames
+        wait meanwhile), never for a fan-out. False once the socket is closed."""
+        if self.close_code is not None:
+            return False
+        try:
+            await self.websocket.send(text)
+        except ConnectionClosed:
+            return False
+        return True
 
     def close(self, code: int, reason: str = "") -> None:
         """End this connection: it is detached at once, and its close frame
@@ -178,7 +192,8 @@ class Hub:
                 for raw_id, fields in page:
                     frame_id = raw_id.decode()
                     if fields.get(b"s", b"").decode() != conn.id:
-                        conn.push(wire(frame_id, fields))
+                        if not await conn.send(wire(frame_id, fields)):
+                            return
                     conn.cursor = parse_id(frame_id)
                 if len(page) < 500:
                     break
@@ -199,9 +214,6 @@ class Hub:
             if not team:
                 del self.teams[conn.team_id]
                 self._cursors.pop(conn.team_id, None)
-
-    def connections(self) -> list[Connection]:
-        return [c for conns in self.teams.values() for c in conns]
 
     def deliver(self, team_id: uuid.UUID, raw_id: bytes, fields: dict[bytes, bytes]) -> None:
         conns = self.teams.get(team_id)
