@@ -15,6 +15,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from agenthq_common.testing.tokens import TestSigner
+from agenthq_realtime.channels.frames import entry
 from agenthq_realtime.channels.server import SocketEndpoint
 from agenthq_realtime.channels.sockets import Channels
 from agenthq_realtime.main import bootstrap
@@ -121,3 +122,24 @@ async def test_stopping_closes_every_socket_with_1001_and_leaves_the_presence(
     server.should_exit = True
     await task
     await watcher.close()
+
+
+async def test_frames_of_every_length_class_arrive_whole(rt: Harness) -> None:
+    """Frames are framed once for all sockets: the three length encodings of
+    RFC 6455 (7-bit, 16-bit, 64-bit) reach every socket, on both instances."""
+    alice = uuid.uuid4()
+    team = await rt.team((alice, "admin"))
+    sockets = [await rt.connect(i, team, alice) for i in (rt.a, rt.a, rt.b)]
+    for ws in sockets:
+        await receive(ws)
+    hub = rt.a.service.component(Channels).hub
+    sizes = [1, 100, 1_000, 70_000, 300_000]
+    for size in sizes:
+        await hub.append(team, entry("blob", team, alice, {"p": "x" * size}))
+    for ws in sockets:
+        got = []
+        while len(got) < len(sizes):
+            frame, _ = await receive_until(ws, lambda f: f["type"] == "blob")
+            got.append(len(frame["data"]["p"]))
+        assert got == sizes
+        await ws.close()

@@ -39,6 +39,7 @@ MAX_MESSAGE_BYTES = 1024 * 1024
 # A close handshake that takes longer (a client that no longer reads) ends
 # with the TCP connection dropped.
 CLOSE_TIMEOUT = 5.0
+BACKLOG = 2048
 # The library logs each handshake at INFO and its frames at DEBUG (headers
 # and request lines included, tokens with them): keep only its warnings.
 _library_log = logging.getLogger("agenthq_realtime.websockets")
@@ -98,6 +99,10 @@ class SocketEndpoint:
             compression=None,
             max_size=MAX_MESSAGE_BYTES,
             close_timeout=CLOSE_TIMEOUT,
+            # asyncio's default, 100, overflows when thousands reconnect at once
+            # (an instance restarting): their SYNs are dropped and retried
+            # seconds later. uvicorn's default.
+            backlog=BACKLOG,
             server_header=None,  # no banner
             logger=_library_log,
         )
