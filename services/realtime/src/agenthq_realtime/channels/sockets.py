@@ -166,10 +166,10 @@ async def _receive(conn: Connection, channels: Channels, token: str) -> None:
             now = time.monotonic()
             allowance = min(RATE_PER_SECOND, allowance + (now - checked) * RATE_PER_SECOND)
             checked = now
-            problem = _check(raw, allowance)
-            if problem is None:
+            frame, problem = _parse(raw, allowance)
+            if frame is not None:
                 allowance -= 1
-                problem = await _handle(conn, channels, json.loads(raw), token)
+                problem = await _handle(conn, channels, frame, token)
             if problem is not None:
                 strikes += 1
                 _error(conn, *problem)
@@ -180,25 +180,29 @@ async def _receive(conn: Connection, channels: Channels, token: str) -> None:
         return
 
 
-def _check(raw: Any, allowance: float) -> tuple[str, str] | None:
+Problem = tuple[str, str]  # an error frame's code and message
+
+
+def _parse(raw: str | bytes, allowance: float) -> tuple[dict[str, Any] | None, Problem | None]:
+    """The client's frame, or why it is refused."""
     if allowance < 1:
-        return "rate_limited", f"At most {RATE_PER_SECOND} frames per second"
-    if raw is None or len(raw) > MAX_FRAME_BYTES:
-        return "frame_too_large", f"Frames are at most {MAX_FRAME_BYTES} bytes"
+        return None, ("rate_limited", f"At most {RATE_PER_SECOND} frames per second")
+    if len(raw) > MAX_FRAME_BYTES:
+        return None, ("frame_too_large", f"Frames are at most {MAX_FRAME_BYTES} bytes")
     try:
         frame = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        return "invalid_json", "Frames are JSON objects"
+        return None, ("invalid_json", "Frames are JSON objects")
     if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
-        return "invalid_frame", 'Frames are objects with a string "type"'
+        return None, ("invalid_frame", 'Frames are objects with a string "type"')
     if not 0 < len(frame["type"]) <= 100:
-        return "invalid_frame", "type must be 1 to 100 characters"
-    return None
+        return None, ("invalid_frame", "type must be 1 to 100 characters")
+    return frame, None
 
 
 async def _handle(
     conn: Connection, channels: Channels, frame: dict[str, Any], token: str
-) -> tuple[str, str] | None:
+) -> Problem | None:
     kind = frame["type"]
     if kind == "ping":
         conn.push('{"type":"pong"}')
