@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
@@ -12,8 +12,8 @@ from fastapi.responses import HTMLResponse
 router = APIRouter(include_in_schema=False)
 
 
-def own_openapi(request: Request) -> dict[str, Any]:
-    app = request.app
+def own_openapi(app: FastAPI) -> dict[str, Any]:
+    """The gateway's own routes' document (before the services' are merged in)."""
     return get_openapi(
         title="AgentHQ collaboration API",
         version=app.version,
@@ -25,7 +25,7 @@ def own_openapi(request: Request) -> dict[str, Any]:
 
 @router.get("/openapi.json")
 async def openapi(request: Request) -> dict[str, Any]:
-    return await request.app.state.gateway.openapi.document(own_openapi(request))
+    return await request.app.state.gateway.openapi.document(own_openapi(request.app))
 
 
 @router.get("/docs")

@@ -19,6 +19,7 @@ from agenthq_gateway.edge.idempotency import IdempotencyStore
 from agenthq_gateway.edge.ratelimit import RateLimiter
 from agenthq_gateway.identity.api import auth_router
 from agenthq_gateway.identity.api import router as identity_router
+from agenthq_gateway.identity.console import router as console_router
 from agenthq_gateway.identity.service import LoginGuard
 from agenthq_gateway.identity.tokens import TokenIssuer
 from agenthq_gateway.keys import KeyStore
@@ -140,6 +141,7 @@ def bootstrap(settings: GatewaySettings) -> tuple[Service, GatewayContext]:
     service.include_router(docs_router)
     service.include_router(identity_router)
     service.include_router(auth_router)
+    service.include_router(console_router)
     service.include_router(proxy_router)  # last: it catches every other /v1 path
     return service, context
 

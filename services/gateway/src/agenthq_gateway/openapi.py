@@ -48,38 +48,45 @@ class OpenAPIMerger:
             return None
 
     async def _merge(self, own: dict[str, Any]) -> dict[str, Any]:
-        merged = copy.deepcopy(own)
-        paths = merged.setdefault("paths", {})
-        schemas = merged.setdefault("components", {}).setdefault("schemas", {})
-        missing = []
         docs = await asyncio.gather(*(self._fetch(s, u) for s, u in self.upstream_urls.items()))
-        for service, doc in zip(self.upstream_urls, docs, strict=True):
-            if doc is None:
-                missing.append(service)
+        return merge(own, dict(zip(self.upstream_urls, docs, strict=True)))
+
+
+def merge(own: dict[str, Any], services: dict[str, dict[str, Any] | None]) -> dict[str, Any]:
+    """The gateway's own document with each service's public (``/v1/``)
+    routes and schemas, and what the edge adds to every operation; a service
+    whose document is None is named in ``info.x-missing-services``."""
+    merged = copy.deepcopy(own)
+    paths = merged.setdefault("paths", {})
+    schemas = merged.setdefault("components", {}).setdefault("schemas", {})
+    missing = []
+    for service, doc in services.items():
+        if doc is None:
+            missing.append(service)
+            continue
+        for path, item in doc.get("paths", {}).items():
+            if path.startswith("/v1/"):
+                for operation in item.values():
+                    if isinstance(operation, dict):
+                        operation.setdefault("tags", [service])
+                        operation["x-service"] = service
+                paths.setdefault(path, {}).update(item)
+        for name, schema in doc.get("components", {}).get("schemas", {}).items():
+            if name in schemas and schemas[name] != schema:
+                log.warning("schema name clash in merged openapi", schema=name, service=service)
                 continue
-            for path, item in doc.get("paths", {}).items():
-                if path.startswith("/v1/"):
-                    for operation in item.values():
-                        if isinstance(operation, dict):
-                            operation.setdefault("tags", [service])
-                            operation["x-service"] = service
-                    paths.setdefault(path, {}).update(item)
-            for name, schema in doc.get("components", {}).get("schemas", {}).items():
-                if name in schemas and schemas[name] != schema:
-                    log.warning("schema name clash in merged openapi", schema=name, service=service)
-                    continue
-                schemas[name] = schema
-        merged.setdefault("components", {})["securitySchemes"] = {
-            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
-            "serviceCredential": {"type": "http", "scheme": "bearer"},
-        }
-        for path, item in paths.items():
-            for method, operation in item.items():
-                if isinstance(operation, dict) and path.startswith("/v1/"):
-                    _document_edge(method.upper(), path, operation)
-        if missing:
-            merged["info"]["x-missing-services"] = missing
-        return merged
+            schemas[name] = schema
+    merged.setdefault("components", {})["securitySchemes"] = {
+        "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+        "serviceCredential": {"type": "http", "scheme": "bearer"},
+    }
+    for path, item in paths.items():
+        for method, operation in item.items():
+            if isinstance(operation, dict) and path.startswith("/v1/"):
+                _document_edge(method.upper(), path, operation)
+    if missing:
+        merged["info"]["x-missing-services"] = missing
+    return merged
 
 
 def _error(status: int, headers: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -93,7 +100,15 @@ def _error(status: int, headers: dict[str, Any] | None = None) -> dict[str, Any]
 
 
 # The gateway's own routes that take no token (API.md, conventions).
-WITHOUT_TOKEN = {"/v1/auth/register", "/v1/auth/login", "/v1/auth/refresh", "/v1/auth/logout"}
+WITHOUT_TOKEN = {
+    "/v1/auth/register",
+    "/v1/auth/login",
+    "/v1/auth/refresh",
+    "/v1/auth/logout",
+    "/v1/auth/console/login",
+    "/v1/auth/console/refresh",
+    "/v1/auth/console/logout",
+}
 _RETRY_AFTER = {
     "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}},
 }

@@ -114,6 +114,13 @@ def cmd_docs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_openapi(args: argparse.Namespace) -> int:
+    from agenthq_devctl.openapi import write_document
+
+    say(f"  wrote {write_document(Path(args.out))}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="agenthq-dev",
@@ -131,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     docs = sub.add_parser("docs", help="write generated documentation")
     docs.add_argument("--out", default="docs")
     docs.set_defaults(fn=cmd_docs)
+    openapi = sub.add_parser("openapi", help="write the gateway's merged OpenAPI document")
+    openapi.add_argument("--out", default="web/openapi.json")
+    openapi.set_defaults(fn=cmd_openapi)
     args = parser.parse_args(argv)
     return int(args.fn(args))
 

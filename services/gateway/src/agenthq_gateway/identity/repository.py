@@ -45,6 +45,14 @@ class IdentityRepository:
             .values(revoked_at=at)
         )
 
+    async def revoke_all_of_user(self, user_id: uuid.UUID, at: datetime) -> int:
+        result = await self.session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=at)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
     async def teams_of(self, user_id: uuid.UUID) -> list[tuple[uuid.UUID, str | None, str]]:
         rows = await self.session.execute(
             select(rm_teams.c.team_id, rm_teams.c.name, rm_members.c.role)

@@ -194,3 +194,9 @@ async def logout(uow: UnitOfWork, *, token: str) -> None:
     row = await repo.refresh_token_for_update(hash_refresh_token(token))
     if row is not None:
         await repo.revoke_family(row.family_id, _now())
+
+
+async def logout_everywhere(uow: UnitOfWork, *, user_id: uuid.UUID) -> int:
+    """Revoke every session of the user (every refresh token family); access
+    tokens already issued live out their short TTL. Returns how many tokens."""
+    return await IdentityRepository(uow.session).revoke_all_of_user(user_id, _now())

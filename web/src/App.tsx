@@ -1,0 +1,116 @@
+import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import {
+  createBrowserRouter,
+  Navigate,
+  NavLink,
+  Outlet,
+  RouterProvider,
+  useLocation,
+  useNavigate,
+  useParams,
+} from "react-router-dom";
+import { ApiProblem } from "./api/client";
+import { SessionProvider, useSession } from "./auth/session";
+import { Loading } from "./components/ui";
+import { SignIn } from "./pages/SignIn";
+import { SignUp } from "./pages/SignUp";
+import { Teams, useMe } from "./pages/Teams";
+import { Workspaces } from "./pages/Workspaces";
+
+function newQueryClient() {
+  return new QueryClient({
+    defaultOptions: {
+      queries: {
+        // A 4xx will not change by asking again; a network error might.
+        retry: (count, error) => !(error instanceof ApiProblem && error.status < 500) && count < 2,
+        refetchOnWindowFocus: false,
+      },
+    },
+  });
+}
+
+/** Pages that need a session: wait for it, or send the visitor to sign in. */
+function SignedIn() {
+  const session = useSession();
+  const location = useLocation();
+  if (session.status === "loading") return <Loading what="your session" />;
+  if (session.status === "signed-out") {
+    return <Navigate to="/sign-in" replace state={{ next: location.pathname }} />;
+  }
+  return <Shell />;
+}
+
+function Shell() {
+  const session = useSession();
+  const navigate = useNavigate();
+  const { teamId } = useParams();
+  const me = useMe();
+  return (
+    <div className="shell">
+      <header>
+        <nav aria-label="Main">
+          <NavLink to="/teams">Teams</NavLink>
+          {teamId && <NavLink to={`/teams/${teamId}/workspaces`}>Workspaces</NavLink>}
+        </nav>
+        {me.data && me.data.teams.length > 0 && (
+          <label className="team-switch">
+            Team{" "}
+            <select
+              value={teamId ?? ""}
+              onChange={(e) => navigate(`/teams/${e.target.value}/workspaces`)}
+            >
+              {!teamId && <option value="">Choose a team</option>}
+              {me.data.teams.map((team) => (
+                <option key={team.id} value={team.id}>
+                  {team.name ?? team.id}
+                </option>
+              ))}
+            </select>
+          </label>
+        )}
+        <span className="who">{me.data?.name}</span>
+        <button onClick={() => void session.signOut()}>Sign out</button>
+        <button onClick={() => void session.signOut({ everywhere: true })}>
+          Sign out everywhere
+        </button>
+      </header>
+      <Outlet />
+    </div>
+  );
+}
+
+function NotFound() {
+  return (
+    <main>
+      <h1>Page not found</h1>
+      <p>
+        <NavLink to="/teams">Back to your teams</NavLink>
+      </p>
+    </main>
+  );
+}
+
+export const routes = [
+  { path: "/sign-in", element: <SignIn /> },
+  { path: "/sign-up", element: <SignUp /> },
+  {
+    element: <SignedIn />,
+    children: [
+      { path: "/", element: <Navigate to="/teams" replace /> },
+      { path: "/teams", element: <Teams /> },
+      { path: "/teams/:teamId/workspaces", element: <Workspaces /> },
+      { path: "*", element: <NotFound /> },
+    ],
+  },
+];
+
+export function App() {
+  const router = createBrowserRouter(routes);
+  return (
+    <QueryClientProvider client={newQueryClient()}>
+      <SessionProvider>
+        <RouterProvider router={router} />
+      </SessionProvider>
+    </QueryClientProvider>
+  );
+}

@@ -1,0 +1,168 @@
+import {
+  useInfiniteQuery,
+  useMutation,
+  useQueryClient,
+} from "@tanstack/react-query";
+import { useDeferredValue, useState, type FormEvent } from "react";
+import { useParams } from "react-router-dom";
+import { unwrap, type Schemas } from "../api/client";
+import { useSession } from "../auth/session";
+import { Empty, ErrorNote, Field, Loading } from "../components/ui";
+
+type Workspace = Schemas["WorkspaceOut"];
+const PAGE = 50;
+
+export function Workspaces() {
+  const { teamId = "" } = useParams();
+  const { api } = useSession();
+  const [search, setSearch] = useState("");
+  const q = useDeferredValue(search.trim());
+  const [archived, setArchived] = useState(false);
+
+  const list = useInfiniteQuery({
+    queryKey: ["workspaces", teamId, { q, archived }],
+    initialPageParam: undefined as string | undefined,
+    queryFn: ({ pageParam }) =>
+      unwrap(
+        api.GET("/v1/teams/{team_id}/workspaces", {
+          params: {
+            path: { team_id: teamId },
+            query: {
+              limit: PAGE,
+              cursor: pageParam,
+              q: q || undefined,
+              include_archived: archived,
+            },
+          },
+        }),
+      ),
+    getNextPageParam: (last) => last.next_cursor ?? undefined,
+  });
+  const items = list.data?.pages.flatMap((page) => page.items) ?? [];
+
+  return (
+    <main>
+      <h1>Workspaces</h1>
+      <div className="toolbar" role="search">
+        <Field
+          label="Search workspaces"
+          type="search"
+          value={search}
+          onChange={(e) => setSearch(e.target.value)}
+        />
+        <label className="toggle">
+          <input
+            type="checkbox"
+            checked={archived}
+            onChange={(e) => setArchived(e.target.checked)}
+          />
+          Show archived
+        </label>
+      </div>
+      {list.isPending && <Loading what="workspaces" />}
+      <ErrorNote error={list.error} />
+      {list.isSuccess && items.length === 0 && (
+        <Empty>{q ? `No workspace matches “${q}”.` : "No workspaces yet: create the first one."}</Empty>
+      )}
+      {items.length > 0 && (
+        <ul aria-label="Workspaces" className="rows">
+          {items.map((workspace) => (
+            <WorkspaceRow key={workspace.id} teamId={teamId} workspace={workspace} />
+          ))}
+        </ul>
+      )}
+      {list.hasNextPage && (
+        <button onClick={() => void list.fetchNextPage()} disabled={list.isFetchingNextPage}>
+          {list.isFetchingNextPage ? "Loading…" : "Load more"}
+        </button>
+      )}
+      <CreateWorkspace teamId={teamId} />
+    </main>
+  );
+}
+
+function useWorkspaceChange(teamId: string) {
+  const queryClient = useQueryClient();
+  return () => queryClient.invalidateQueries({ queryKey: ["workspaces", teamId] });
+}
+
+function WorkspaceRow({ teamId, workspace }: { teamId: string; workspace: Workspace }) {
+  const { api } = useSession();
+  const changed = useWorkspaceChange(teamId);
+  const archive = useMutation({
+    mutationFn: (archived: boolean) =>
+      unwrap(
+        api.PATCH("/v1/teams/{team_id}/workspaces/{workspace_id}", {
+          params: { path: { team_id: teamId, workspace_id: workspace.id } },
+          body: { archived },
+        }),
+      ),
+    onSuccess: changed,
+  });
+  const isArchived = workspace.archived_at !== null;
+  return (
+    <li>
+      <span className="name">{workspace.name}</span>
+      {isArchived && <span className="badge">archived</span>}
+      {workspace.description && <p className="description">{workspace.description}</p>}
+      <button
+        onClick={() => archive.mutate(!isArchived)}
+        disabled={archive.isPending}
+        aria-label={`${isArchived ? "Unarchive" : "Archive"} ${workspace.name}`}
+      >
+        {isArchived ? "Unarchive" : "Archive"}
+      </button>
+      <ErrorNote error={archive.error} />
+    </li>
+  );
+}
+
+function CreateWorkspace({ teamId }: { teamId: string }) {
+  const { api } = useSession();
+  const changed = useWorkspaceChange(teamId);
+  const [name, setName] = useState("");
+  const [description, setDescription] = useState("");
+  const create = useMutation({
+    mutationFn: () =>
+      unwrap(
+        api.POST("/v1/teams/{team_id}/workspaces", {
+          params: { path: { team_id: teamId } },
+          body: { name: name.trim(), description: description.trim() || null },
+        }),
+      ),
+    onSuccess: async () => {
+      setName("");
+      setDescription("");
+      await changed();
+    },
+  });
+
+  function submit(event: FormEvent) {
+    event.preventDefault();
+    create.mutate();
+  }
+
+  return (
+    <section aria-labelledby="create-workspace">
+      <h2 id="create-workspace">New workspace</h2>
+      <form onSubmit={submit} aria-label="New workspace">
+        <Field
+          label="Workspace name"
+          value={name}
+          onChange={(e) => setName(e.target.value)}
+          maxLength={255}
+          required
+        />
+        <Field
+          label="Description"
+          value={description}
+          onChange={(e) => setDescription(e.target.value)}
+        />
+        <ErrorNote error={create.error} />
+        <button type="submit" disabled={create.isPending}>
+          {create.isPending ? "Creating…" : "Create workspace"}
+        </button>
+      </form>
+    </section>
+  );
+}
