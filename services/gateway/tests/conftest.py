@@ -34,7 +34,7 @@ from agenthq_common.service import Service
 from agenthq_common.testing.plugin import serve_in_process
 from agenthq_common.testing.tokens import TestSigner
 from agenthq_gateway.context import GatewayContext
-from agenthq_gateway.main import bootstrap
+from agenthq_gateway.main import build_app
 from agenthq_gateway.settings import GatewaySettings
 
 CLIENT_IP = "198.51.100.7"
@@ -198,11 +198,11 @@ def start_gateway(settings_for: Callable[..., Any], gateway_db: str) -> GatewayF
         values["database_url"] = gateway_db
         # Every test calls from one address: limits only where a test sets them.
         values["rate_limits"] = {}
+        values["web_dist"] = None  # the console only where a test builds one
         values.update(overrides)
         settings = settings_for(GatewaySettings, **values)
-        service, context = bootstrap(settings)
-        app = service.create_app()
-        app.state.gateway = context
+        app = build_app(settings)
+        service, context = app.state.service, app.state.gateway
         async with serve_in_process(service, app, client_address=CLIENT_ADDRESS) as client:
             yield Gateway(client, service, context, settings)
 

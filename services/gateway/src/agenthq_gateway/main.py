@@ -29,6 +29,7 @@ from agenthq_gateway.proxy import Upstreams
 from agenthq_gateway.proxy import router as proxy_router
 from agenthq_gateway.quotas import QuotaGuard, register_quota_handlers
 from agenthq_gateway.settings import GatewaySettings
+from agenthq_gateway.web import mount_console
 
 log = get_logger(__name__)
 KEY_RELOAD_SECONDS = 60.0
@@ -150,6 +151,7 @@ def build_app(settings: GatewaySettings) -> FastAPI:
     service, context = bootstrap(settings)
     app = service.create_app()
     app.state.gateway = context
+    mount_console(app, settings.web_dist)
     return app
 
 

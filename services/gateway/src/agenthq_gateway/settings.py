@@ -93,6 +93,11 @@ class GatewaySettings(ServiceSettings):
         description="Origins allowed to call the API from a browser (JSON list; [] allows none "
         "but the gateway's own)",
     )
+    web_dist: str | None = Field(
+        default="web/dist",
+        description="The built web console, served at / (relative to the working directory; "
+        "empty: no console)",
+    )
 
     @field_validator("rate_limits")
     @classmethod
