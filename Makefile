@@ -8,7 +8,13 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := python3.11
 RUN := $(UV) run --frozen
 
-.PHONY: help install run migrate check test lint fmt bench fuzz docs clean
+.PHONY: help install run migrate check test lint fmt bench fuzz docs clean web web-deps web-types
+
+# The console needs Node.js 20.19+ with npm; say how to get it rather than fail obscurely.
+NODE_CHECK := command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
+	&& node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)'
+NODE_HELP := The web console needs Node.js 20.19 or later with npm: install it from https://nodejs.org \
+	(or your system's packages, e.g. 'apt-get install nodejs npm' on Debian 13), then run the command again.
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -25,15 +31,17 @@ check: install ## Check that PostgreSQL, Redis and RabbitMQ are reachable
 migrate: check ## Create each service's database if missing and migrate it
 	@$(RUN) agenthq-dev migrate
 
-run: migrate ## Install, migrate and start all six services (Ctrl-C stops them)
+run: migrate ## Install, migrate, build the console and start all six services (Ctrl-C stops them)
+	@$(MAKE) --no-print-directory web || echo "Starting without the web console (the API works; / says how to build it)."
 	@$(RUN) agenthq-dev run
 
 lint: install ## Ruff lint and format check
 	@$(RUN) ruff check .
 	@$(RUN) ruff format --check .
 
-test: install ## Install and run every test (lint first)
+test: install web ## Install and run every test (lint first; the console's tests, then pytest)
 	@$(RUN) ruff check .
+	@cd web && npm run -s typecheck && npx vitest run --reporter=dot
 	@$(RUN) pytest
 
 fmt: install ## Format and fix what ruff can
@@ -49,5 +57,18 @@ fuzz: install ## Fuzz the public API (schemathesis), AGENTHQ_FUZZ_EXAMPLES (200)
 docs: install ## Regenerate docs/asyncapi.json and docs/configuration.md
 	@$(RUN) agenthq-dev docs
 
+web-deps: ## Install the console's packages from its lock file (npm ci)
+	@$(NODE_CHECK) || { echo "$(NODE_HELP)" >&2; exit 1; }
+	@echo "Installing the console's packages (npm ci) ..."
+	@cd web && npm ci --no-audit --no-fund --loglevel=error
+
+web: web-deps ## Build the web console into web/dist (the gateway serves it at /)
+	@echo "Building the web console ..."
+	@cd web && npm run -s build
+
+web-types: install web-deps ## Regenerate web/openapi.json and the console's API types from the code
+	@$(RUN) agenthq-dev openapi
+	@cd web && npm run -s api-types
+
 clean: ## Remove the virtualenv, caches and local logs
-	rm -rf .venv .run .pytest_cache .ruff_cache
+	rm -rf .venv .run .pytest_cache .ruff_cache web/node_modules web/dist

@@ -18,6 +18,8 @@ from agenthq_devctl.supervisor import Stack
 from agenthq_gateway.settings import DEFAULT_RATE_LIMITS
 
 USAGE_CREDENTIAL = f"e2e-producer-{uuid.uuid4().hex}"
+# The console as `make web` builds it (`make test` builds it first).
+WEB_DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
 
 
 def free_port() -> int:
@@ -41,6 +43,7 @@ async def stack(
         "AGENTHQ_OUTBOX_POLL_INTERVAL": "0.5",
         "AGENTHQ_USAGE_INGEST_CREDENTIALS": json.dumps([USAGE_CREDENTIAL]),
         "AGENTHQ_API_CALLS_FLUSH_INTERVAL": "1",
+        "AGENTHQ_WEB_DIST": str(WEB_DIST),
         # The default limits, but every test signs up from 127.0.0.1.
         "AGENTHQ_RATE_LIMITS": json.dumps({**DEFAULT_RATE_LIMITS, "auth": {"ip": "100000/minute"}}),
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -46,3 +47,21 @@ def test_check_names_the_unreachable_dependency_and_how_to_start_it() -> None:
     assert "redis-server" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
     assert "[ok  ] PostgreSQL" in result.stdout
+
+
+def test_the_console_build_says_how_to_get_node_when_it_is_missing() -> None:
+    """Without Node on the PATH, `make web` (and so `make run`) says what to
+    install instead of failing obscurely."""
+    make = shutil.which("make")
+    assert make is not None
+    result = subprocess.run(
+        [make, "-s", "web"],
+        cwd=ROOT,
+        env={"PATH": "/nonexistent", "HOME": os.environ.get("HOME", "/root")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "Node.js 20.19 or later" in result.stderr
+    assert "https://nodejs.org" in result.stderr

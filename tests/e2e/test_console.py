@@ -1,0 +1,104 @@
+"""The web console in a real browser (Debian's Chromium) against the system as
+`make run` starts it: the gateway serving the built app, every service behind it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from agenthq_devctl.openapi import public_document
+from agenthq_devctl.supervisor import Stack
+
+from .browser import browser  # noqa: F401  (the fixture)
+
+PASSWORD = "console-password-1"
+
+
+@pytest.fixture
+async def page(browser: Browser, stack: Stack) -> AsyncIterator[Page]:  # noqa: F811
+    context = await browser.new_context(base_url=stack.processes["gateway"].url)
+    context.set_default_timeout(10_000)
+    opened = await context.new_page()
+    try:
+        yield opened
+    finally:
+        await context.close()
+
+
+async def sign_up(page: Page, name: str) -> str:
+    email = f"{name.lower()}-{uuid.uuid4().hex[:8]}@example.com"
+    await page.goto("/teams")
+    await expect(page).to_have_url("/sign-in")
+    await page.get_by_role("link", name="Create an account").click()
+    await page.get_by_label("Name").fill(name)
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Create account").click()
+    await expect(page.get_by_role("heading", name="My teams")).to_be_visible()
+    return email
+
+
+async def test_the_gateway_serves_the_built_console_and_the_documented_api(
+    gateway: httpx.AsyncClient,
+) -> None:
+    index = await gateway.get("/teams")
+    assert index.status_code == 200
+    assert '<div id="root">' in index.text
+    assert index.headers["cache-control"] == "no-cache"
+    # The document the console's types come from is the one the gateway serves.
+    served = (await gateway.get("/openapi.json")).json()
+    assert served == public_document()
+
+
+async def test_sign_up_create_a_team_and_a_workspace_then_come_back(page: Page) -> None:
+    await sign_up(page, "Grace")
+    await expect(page.get_by_text("You are in no team yet")).to_be_visible()
+    await page.get_by_label("Team name").fill("Console Co")
+    await page.get_by_label("Plan").select_option("pro")
+    await page.get_by_role("button", name="Create team").click()
+    await expect(page.get_by_role("heading", name="Workspaces")).to_be_visible()
+    await expect(page.get_by_text("No workspaces yet")).to_be_visible()
+    await page.get_by_label("Workspace name").fill("Design docs")
+    await page.get_by_label("Description").fill("Specs and reviews")
+    await page.get_by_role("button", name="Create workspace").click()
+    workspaces = page.get_by_role("list", name="Workspaces")
+    await expect(workspaces).to_contain_text("Design docs")
+    await expect(workspaces).to_contain_text("Specs and reviews")
+
+    # A reload keeps the session (the cookie), with no token in web storage.
+    await page.reload()
+    await expect(page.get_by_role("list", name="Workspaces")).to_contain_text("Design docs")
+    storage = await page.evaluate("() => localStorage.length + sessionStorage.length")
+    assert storage == 0
+    cookies = await page.context.cookies()
+    session = [c for c in cookies if c["name"] == "agenthq_refresh"]
+    assert session and session[0]["httpOnly"] and session[0]["sameSite"] == "Strict"
+    assert await page.evaluate("() => document.cookie") == ""  # invisible to scripts
+
+    # Archive, then find it again with the archived toggle.
+    await page.get_by_role("button", name="Archive Design docs").click()
+    await expect(page.get_by_text("No workspaces yet")).to_be_visible()
+    await page.get_by_label("Show archived").check()
+    await expect(page.get_by_role("list", name="Workspaces")).to_contain_text("archived")
+
+    await page.get_by_role("button", name="Sign out", exact=True).click()
+    await expect(page).to_have_url("/sign-in")
+    await page.goto("/teams")
+    await expect(page).to_have_url("/sign-in")
+
+
+async def test_wrong_credentials_are_explained_on_a_phone_sized_screen(page: Page) -> None:
+    await page.set_viewport_size({"width": 375, "height": 740})
+    await page.goto("/sign-in")
+    await page.get_by_label("Email").fill("nobody@example.com")
+    await page.get_by_label("Password").fill("not-the-password")
+    await page.keyboard.press("Enter")  # from the keyboard
+    await expect(page.get_by_role("alert")).to_have_text(
+        "That email and password do not match an account."
+    )
+    width = await page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= 375  # nothing wider than the screen
