@@ -102,3 +102,62 @@ async def test_wrong_credentials_are_explained_on_a_phone_sized_screen(page: Pag
     )
     width = await page.evaluate("() => document.documentElement.scrollWidth")
     assert width <= 375  # nothing wider than the screen
+
+
+async def test_invite_a_second_user_who_joins_then_becomes_a_viewer(
+    browser: Browser,  # noqa: F811
+    stack: Stack,
+) -> None:
+    base = stack.processes["gateway"].url
+    contexts = [await browser.new_context(base_url=base) for _ in range(2)]
+    try:
+        owner, guest = [await c.new_page() for c in contexts]
+        for opened in (owner, guest):
+            opened.set_default_timeout(10_000)
+        await sign_up(owner, "Owner")
+        await owner.get_by_label("Team name").fill("Invite Co")
+        await owner.get_by_role("button", name="Create team").click()
+        await expect(owner.get_by_role("heading", name="Workspaces")).to_be_visible()
+        await owner.get_by_role("link", name="Members").click()
+        guest_email = f"guest-{uuid.uuid4().hex[:8]}@example.com"
+        await owner.get_by_label("Email to invite").fill(guest_email)
+        await owner.get_by_label("Role", exact=True).select_option("member")
+        await owner.get_by_role("button", name="Invite", exact=True).click()
+        link = await owner.get_by_label("Invitation link").input_value()
+        assert "/invite/" in link
+        await expect(owner.get_by_role("list", name="Pending invitations")).to_contain_text(
+            guest_email
+        )
+
+        # The guest opens the link, signs up with the invited address, accepts.
+        await guest.goto(link)
+        await guest.get_by_role("link", name="create an account").click()
+        await guest.get_by_label("Name").fill("Guest")
+        await guest.get_by_label("Email").fill(guest_email)
+        await guest.get_by_label("Password").fill(PASSWORD)
+        await guest.get_by_role("button", name="Create account").click()
+        await guest.get_by_role("button", name="Accept the invitation").click()
+        await expect(guest.get_by_role("heading", name="Workspaces")).to_be_visible()
+        await guest.get_by_label("Workspace name").fill("Guest work")
+        await guest.get_by_role("button", name="Create workspace").click()
+        await expect(guest.get_by_role("list", name="Workspaces")).to_contain_text("Guest work")
+
+        # The owner makes the guest a viewer: the guest's write controls go.
+        await owner.reload()
+        members = owner.get_by_role("list", name="Members")
+        await expect(members).to_contain_text("Guest")
+        await owner.get_by_label("Role of Guest").select_option("viewer")
+        await expect(owner.get_by_label("Role of Guest")).to_have_value("viewer")
+        await guest.reload()
+        await expect(guest.get_by_role("list", name="Workspaces")).to_contain_text("Guest work")
+        await expect(guest.get_by_label("Workspace name")).to_have_count(0)
+        await expect(guest.get_by_role("button", name="Archive Guest work")).to_have_count(0)
+        # The guest cannot manage members either, and can leave.
+        await guest.get_by_role("link", name="Members").click()
+        await expect(guest.get_by_label("Email to invite")).to_have_count(0)
+        await guest.get_by_role("button", name="Leave team").click()
+        await expect(guest.get_by_role("heading", name="My teams")).to_be_visible()
+        await expect(guest.get_by_text("You are in no team yet")).to_be_visible()
+    finally:
+        for context in contexts:
+            await context.close()

@@ -12,6 +12,8 @@ import {
 import { ApiProblem } from "./api/client";
 import { SessionProvider, useSession } from "./auth/session";
 import { Loading } from "./components/ui";
+import { AcceptInvitation } from "./pages/AcceptInvitation";
+import { Members } from "./pages/Members";
 import { SignIn } from "./pages/SignIn";
 import { SignUp } from "./pages/SignUp";
 import { Teams, useMe } from "./pages/Teams";
@@ -51,6 +53,7 @@ function Shell() {
         <nav aria-label="Main">
           <NavLink to="/teams">Teams</NavLink>
           {teamId && <NavLink to={`/teams/${teamId}/workspaces`}>Workspaces</NavLink>}
+          {teamId && <NavLink to={`/teams/${teamId}/members`}>Members</NavLink>}
         </nav>
         {me.data && me.data.teams.length > 0 && (
           <label className="team-switch">
@@ -93,12 +96,14 @@ function NotFound() {
 export const routes = [
   { path: "/sign-in", element: <SignIn /> },
   { path: "/sign-up", element: <SignUp /> },
+  { path: "/invite/:token", element: <AcceptInvitation /> },
   {
     element: <SignedIn />,
     children: [
       { path: "/", element: <Navigate to="/teams" replace /> },
       { path: "/teams", element: <Teams /> },
       { path: "/teams/:teamId/workspaces", element: <Workspaces /> },
+      { path: "/teams/:teamId/members", element: <Members /> },
       { path: "*", element: <NotFound /> },
     ],
   },

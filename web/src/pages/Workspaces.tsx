@@ -6,6 +6,7 @@ import {
 import { useDeferredValue, useState, type FormEvent } from "react";
 import { useParams } from "react-router-dom";
 import { unwrap, type Schemas } from "../api/client";
+import { usePermissions } from "../auth/permissions";
 import { useSession } from "../auth/session";
 import { Empty, ErrorNote, Field, Loading } from "../components/ui";
 
@@ -39,6 +40,7 @@ export function Workspaces() {
     getNextPageParam: (last) => last.next_cursor ?? undefined,
   });
   const items = list.data?.pages.flatMap((page) => page.items) ?? [];
+  const permissions = usePermissions(teamId);
 
   return (
     <main>
@@ -76,7 +78,7 @@ export function Workspaces() {
           {list.isFetchingNextPage ? "Loading…" : "Load more"}
         </button>
       )}
-      <CreateWorkspace teamId={teamId} />
+      {permissions.can("workspace:create") && <CreateWorkspace teamId={teamId} />}
     </main>
   );
 }
@@ -100,18 +102,21 @@ function WorkspaceRow({ teamId, workspace }: { teamId: string; workspace: Worksp
     onSuccess: changed,
   });
   const isArchived = workspace.archived_at !== null;
+  const permissions = usePermissions(teamId);
   return (
     <li>
       <span className="name">{workspace.name}</span>
       {isArchived && <span className="badge">archived</span>}
       {workspace.description && <p className="description">{workspace.description}</p>}
-      <button
-        onClick={() => archive.mutate(!isArchived)}
-        disabled={archive.isPending}
-        aria-label={`${isArchived ? "Unarchive" : "Archive"} ${workspace.name}`}
-      >
-        {isArchived ? "Unarchive" : "Archive"}
-      </button>
+      {permissions.can("workspace:update") && (
+        <button
+          onClick={() => archive.mutate(!isArchived)}
+          disabled={archive.isPending}
+          aria-label={`${isArchived ? "Unarchive" : "Archive"} ${workspace.name}`}
+        >
+          {isArchived ? "Unarchive" : "Archive"}
+        </button>
+      )}
       <ErrorNote error={archive.error} />
     </li>
   );

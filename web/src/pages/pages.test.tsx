@@ -49,7 +49,7 @@ function open(path: string) {
   return router;
 }
 
-function signedIn() {
+function signedIn(role = "member") {
   handlers["POST /v1/auth/console/refresh"] = () =>
     json(200, { access_token: "token-1", token_type: "bearer", expires_in: 900 });
   handlers["GET /v1/me"] = () =>
@@ -58,7 +58,15 @@ function signedIn() {
       email: "ada@example.com",
       name: "Ada",
       created_at: "2026-11-25T00:00:00Z",
-      teams: [{ id: "t1", name: "Analytical", role: "owner" }],
+      teams: [{ id: "t1", name: "Analytical", role }],
+    });
+  handlers["GET /v1/teams/t1/roles"] = () =>
+    json(200, {
+      items: [
+        { name: "member", built_in: true, permissions: ["workspace:read", "workspace:create", "workspace:update"] },
+        { name: "viewer", built_in: true, permissions: ["workspace:read"] },
+      ],
+      next_cursor: null,
     });
 }
 
@@ -155,8 +163,33 @@ test("a 403 on an action is shown next to it, not as a blank page", async () => 
     json(403, { error: { code: "forbidden", message: "Missing permission workspace:create" } });
   open("/teams/t1/workspaces");
   await screen.findByText(/No workspaces yet/);
-  await userEvent.type(screen.getByLabelText("Workspace name"), "Nope");
+  await userEvent.type(await screen.findByLabelText("Workspace name"), "Nope");
   await userEvent.click(screen.getByRole("button", { name: "Create workspace" }));
   expect(await screen.findByRole("alert")).toHaveTextContent("Your role does not allow this.");
   expect(screen.getByRole("heading", { name: "Workspaces" })).toBeInTheDocument();
+});
+
+test("a viewer sees the workspaces but no control to change them", async () => {
+  signedIn("viewer");
+  handlers["GET /v1/teams/t1/workspaces"] = () =>
+    json(200, {
+      items: [
+        {
+          id: "w1",
+          team_id: "t1",
+          name: "Alpha",
+          description: null,
+          created_by: "u1",
+          created_at: "2026-11-25T00:00:00Z",
+          updated_at: "2026-11-25T00:00:00Z",
+          archived_at: null,
+        },
+      ],
+      next_cursor: null,
+    });
+  open("/teams/t1/workspaces");
+  await screen.findByText("Alpha");
+  await waitFor(() => expect(seen.some((r) => new URL(r.url).pathname === "/v1/teams/t1/roles")).toBe(true));
+  expect(screen.queryByRole("form", { name: "New workspace" })).toBeNull();
+  expect(screen.queryByRole("button", { name: "Archive Alpha" })).toBeNull();
 });
