@@ -18,6 +18,7 @@ import { SignIn } from "./pages/SignIn";
 import { SignUp } from "./pages/SignUp";
 import { Teams, useMe } from "./pages/Teams";
 import { Workspaces } from "./pages/Workspaces";
+import { TeamChannel } from "./realtime/TeamChannel";
 
 function newQueryClient() {
   return new QueryClient({
@@ -71,6 +72,7 @@ function Shell() {
             </select>
           </label>
         )}
+        {teamId && <TeamChannel key={teamId} teamId={teamId} />}
         <span className="who">{me.data?.name}</span>
         <button onClick={() => void session.signOut()}>Sign out</button>
         <button onClick={() => void session.signOut({ everywhere: true })}>

@@ -83,3 +83,14 @@ async def test_without_a_build_the_root_says_how_to_build_it(gateway: Gateway) -
     assert response.status_code == 404
     assert error_code(response) == "console_not_built"
     assert "make web" in response.json()["error"]["message"]
+
+
+async def test_the_console_learns_where_the_realtime_sockets_are(
+    with_console: Gateway, start_gateway: GatewayFactory
+) -> None:
+    default = await with_console.client.get("/console-config.json")
+    assert default.status_code == 200
+    assert default.json() == {"realtime_url": "ws://service.test:8005"}  # the host asked
+    async with start_gateway(realtime_public_url="wss://rt.example.com") as configured:
+        answer = await configured.client.get("/console-config.json")
+    assert answer.json() == {"realtime_url": "wss://rt.example.com"}

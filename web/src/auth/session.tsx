@@ -25,6 +25,7 @@ interface Session {
   signIn(email: string, password: string): Promise<void>;
   signOut(options?: { everywhere?: boolean }): Promise<void>;
   accessToken(): string | null;
+  renew(): Promise<boolean>;
 }
 
 const SessionContext = createContext<Session | null>(null);
@@ -119,9 +120,10 @@ export function SessionProvider({ children }: { children: ReactNode }) {
     [adopt],
   );
 
+  const accessToken = useCallback(() => token.current, []);
   const value = useMemo(
-    () => ({ status, api, signIn, signOut, accessToken: () => token.current }),
-    [status, api, signIn, signOut],
+    () => ({ status, api, signIn, signOut, accessToken, renew }),
+    [status, api, signIn, signOut, accessToken, renew],
   );
   return <SessionContext.Provider value={value}>{children}</SessionContext.Provider>;
 }

@@ -151,7 +151,7 @@ def build_app(settings: GatewaySettings) -> FastAPI:
     service, context = bootstrap(settings)
     app = service.create_app()
     app.state.gateway = context
-    mount_console(app, settings.web_dist)
+    mount_console(app, settings.web_dist, settings.realtime_public_url)
     return app
 
 

@@ -93,6 +93,11 @@ class GatewaySettings(ServiceSettings):
         description="Origins allowed to call the API from a browser (JSON list; [] allows none "
         "but the gateway's own)",
     )
+    realtime_public_url: str | None = Field(
+        default=None,
+        description="Where browsers reach the realtime sockets, told to the console "
+        "(default: ws://<the host the console was loaded from>:8005)",
+    )
     web_dist: str | None = Field(
         default="web/dist",
         description="The built web console, served at / (relative to the working directory; "

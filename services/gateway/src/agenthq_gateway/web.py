@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
@@ -53,9 +53,17 @@ class ConsoleFiles(StaticFiles):
         return response
 
 
-def mount_console(app: FastAPI, dist: str | None) -> bool:
+def mount_console(app: FastAPI, dist: str | None, realtime_url: str | None = None) -> bool:
     """Serve the built console at ``/`` (after every other route); False when
     it is not built, and ``/`` says how to build it."""
+
+    @app.get("/console-config.json", include_in_schema=False)
+    async def console_config(request: Request) -> dict[str, str]:
+        """What the console cannot know by itself: where the realtime sockets
+        are (REALTIME.md: port 8005 of the same host, unless configured)."""
+        scheme = "wss" if request.url.scheme == "https" else "ws"
+        return {"realtime_url": realtime_url or f"{scheme}://{request.url.hostname}:8005"}
+
     index = Path(dist or "").joinpath("index.html")
     if not dist or not index.is_file():
         log.info("web console not built; serving the API only", dist=dist)

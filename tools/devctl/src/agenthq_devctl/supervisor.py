@@ -73,6 +73,8 @@ class Stack:
         for service in SERVICES:
             env[f"AGENTHQ_{service.upper()}_URL"] = f"http://127.0.0.1:{self.ports[service]}"
         env["AGENTHQ_JWKS_URL"] = f"http://127.0.0.1:{self.ports['gateway']}/.well-known/jwks.json"
+        # Where the console (served by the gateway) finds the realtime sockets.
+        env["AGENTHQ_REALTIME_PUBLIC_URL"] = f"ws://{self.host}:{self.ws_port}"
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
