@@ -13,6 +13,7 @@ import { ApiProblem } from "./api/client";
 import { SessionProvider, useSession } from "./auth/session";
 import { Loading } from "./components/ui";
 import { AcceptInvitation } from "./pages/AcceptInvitation";
+import { Activity } from "./pages/Activity";
 import { Members } from "./pages/Members";
 import { SignIn } from "./pages/SignIn";
 import { SignUp } from "./pages/SignUp";
@@ -55,6 +56,7 @@ function Shell() {
           <NavLink to="/teams">Teams</NavLink>
           {teamId && <NavLink to={`/teams/${teamId}/workspaces`}>Workspaces</NavLink>}
           {teamId && <NavLink to={`/teams/${teamId}/members`}>Members</NavLink>}
+          {teamId && <NavLink to={`/teams/${teamId}/activity`}>Activity</NavLink>}
         </nav>
         {me.data && me.data.teams.length > 0 && (
           <label className="team-switch">
@@ -106,6 +108,7 @@ export const routes = [
       { path: "/teams", element: <Teams /> },
       { path: "/teams/:teamId/workspaces", element: <Workspaces /> },
       { path: "/teams/:teamId/members", element: <Members /> },
+      { path: "/teams/:teamId/activity", element: <Activity /> },
       { path: "*", element: <NotFound /> },
     ],
   },

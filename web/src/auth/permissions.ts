@@ -13,7 +13,7 @@ export interface Permissions {
 
 export function usePermissions(teamId: string): Permissions {
   const { api } = useSession();
-  const me = useMe();
+  const me = useMe(teamId);
   const role = me.data?.teams.find((team) => team.id === teamId)?.role;
   const roles = useQuery({
     queryKey: ["roles", teamId],

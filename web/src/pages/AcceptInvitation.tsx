@@ -3,6 +3,7 @@ import { Link, useNavigate, useParams } from "react-router-dom";
 import { unwrap } from "../api/client";
 import { useSession } from "../auth/session";
 import { ErrorNote, Loading } from "../components/ui";
+import { rememberTeam } from "./Teams";
 
 /** `/invite/<token>`: sign in (or up) first if needed, then join the team. */
 export function AcceptInvitation() {
@@ -12,8 +13,8 @@ export function AcceptInvitation() {
   const queryClient = useQueryClient();
   const accept = useMutation({
     mutationFn: () => unwrap(session.api.POST("/v1/invitations/accept", { body: { token } })),
-    onSuccess: async (member) => {
-      await queryClient.invalidateQueries({ queryKey: ["me"] });
+    onSuccess: (member) => {
+      rememberTeam(queryClient, { id: member.team_id, name: null, role: member.role });
       navigate(`/teams/${member.team_id}/workspaces`);
     },
   });

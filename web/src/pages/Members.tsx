@@ -33,6 +33,24 @@ function useRoles(teamId: string) {
   });
 }
 
+/** Every member's display name by user id (for the activity table and its filter). */
+export function useMembersByUser(teamId: string): Map<string, string> {
+  const { api } = useSession();
+  const members = useQuery({
+    queryKey: ["members", teamId, "all"],
+    queryFn: () =>
+      unwrap(
+        api.GET("/v1/teams/{team_id}/members", {
+          params: { path: { team_id: teamId }, query: { limit: 200 } },
+        }),
+      ),
+    staleTime: 30_000,
+  });
+  return new Map(
+    (members.data?.items ?? []).map((m) => [m.user_id, m.name ?? m.email ?? m.user_id]),
+  );
+}
+
 export function Members() {
   const { teamId = "" } = useParams();
   const { api } = useSession();

@@ -1,13 +1,37 @@
-import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useMutation, useQuery, useQueryClient, type QueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { Link, useNavigate } from "react-router-dom";
 import { unwrap, type Schemas } from "../api/client";
 import { useSession } from "../auth/session";
 import { Empty, ErrorNote, Field, Loading } from "../components/ui";
 
-export function useMe() {
+type Me = Schemas["MeOut"];
+
+/** The caller and their teams. `teamId`: a team the page is about; while the
+ * gateway's copy of the memberships does not list it yet (it learns of them
+ * from the bus, a few milliseconds after the team service), ask again. */
+export function useMe(teamId?: string) {
   const { api } = useSession();
-  return useQuery({ queryKey: ["me"], queryFn: () => unwrap(api.GET("/v1/me")) });
+  return useQuery({
+    queryKey: ["me"],
+    queryFn: () => unwrap(api.GET("/v1/me")),
+    refetchInterval: (query) => {
+      const me = query.state.data as Me | undefined;
+      const missing = teamId && me && !me.teams.some((t) => t.id === teamId);
+      return missing && query.state.dataUpdateCount < 30 ? 500 : false;
+    },
+  });
+}
+
+/** A team the caller just joined (created it, accepted an invitation), known
+ * before the gateway's copy of the memberships catches up. */
+export function rememberTeam(queryClient: QueryClient, team: Me["teams"][number]) {
+  queryClient.setQueryData<Me>(["me"], (me) =>
+    me && !me.teams.some((t) => t.id === team.id) ? { ...me, teams: [...me.teams, team] } : me,
+  );
+  // Then the gateway's own answer (with the team's name); while it lacks the
+  // team, useMe keeps asking.
+  setTimeout(() => void queryClient.invalidateQueries({ queryKey: ["me"] }), 1500);
 }
 
 export function Teams() {
@@ -48,8 +72,8 @@ function CreateTeam() {
   const create = useMutation({
     mutationFn: (body: Schemas["TeamCreate"]) =>
       unwrap(api.POST("/v1/teams", { body })),
-    onSuccess: async (team) => {
-      await queryClient.invalidateQueries({ queryKey: ["me"] });
+    onSuccess: (team) => {
+      rememberTeam(queryClient, { id: team.id, name: team.name, role: "admin" });
       navigate(`/teams/${team.id}/workspaces`);
     },
   });
