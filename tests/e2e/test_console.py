@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -14,6 +15,7 @@ from agenthq_devctl.openapi import public_document
 from agenthq_devctl.supervisor import Stack
 
 from .browser import browser  # noqa: F401  (the fixture)
+from .conftest import USAGE_CREDENTIAL
 
 PASSWORD = "console-password-1"
 
@@ -218,3 +220,52 @@ async def test_the_activity_log_filters_searches_verifies_and_exports(page: Page
     await page.get_by_label("Search").fill("nothing-matches-this")
     await page.get_by_role("button", name="Apply filters").click()
     await expect(page.get_by_text("No activity matches these filters.")).to_be_visible()
+
+
+async def test_usage_chart_quotas_plans_and_the_draft_invoice(
+    page: Page, gateway: httpx.AsyncClient
+) -> None:
+    await sign_up(page, "Mae")
+    await page.get_by_label("Team name").fill("Metered Co")
+    await page.get_by_label("Plan").select_option("pro")
+    await page.get_by_role("button", name="Create team").click()
+    await expect(page.get_by_role("heading", name="Workspaces")).to_be_visible()
+    team_id = page.url.split("/teams/")[1].split("/")[0]
+    now = datetime.now(UTC)
+    events = [
+        {
+            "id": str(uuid.uuid4()),
+            "team_id": team_id,
+            "type": "task.created",
+            "quantity": q,
+            "time": (now - timedelta(days=d)).isoformat(),
+        }
+        for d, q in ((0, 3), (1, 4))
+    ]
+    ingested = await gateway.post(
+        "/v1/usage/events", json=events, headers={"Authorization": f"Bearer {USAGE_CREDENTIAL}"}
+    )
+    assert ingested.status_code == 202, ingested.text
+
+    await page.get_by_role("link", name="Usage").click()
+    await expect(page.get_by_role("heading", name="Usage and billing")).to_be_visible()
+    await page.get_by_label("Metric").select_option("tasks_created")
+    summary = page.locator("p.total")
+    for _ in range(20):  # counted by the usage service from the bus, shortly
+        if "7" in (await summary.inner_text()):
+            break
+        await page.reload()
+        await page.get_by_label("Metric").select_option("tasks_created")
+    await expect(summary).to_contain_text("7")
+    await expect(page.get_by_role("figure", name="Tasks created per day")).to_be_visible()
+    assert await page.locator(".recharts-bar-rectangle").count() >= 2  # a bar for each day
+
+    quotas = page.get_by_role("list", name="Quotas")
+    await expect(quotas).to_contain_text("Tasks created: 7 of")
+    await expect(
+        page.get_by_role("list", name="Plans").locator("[aria-current=true]")
+    ).to_contain_text("Pro")
+    draft = page.locator("details.invoice").first
+    await expect(draft).to_contain_text(f"{now:%Y-%m} · draft")
+    await draft.locator("summary").click()
+    await expect(draft.get_by_role("table")).to_contain_text("Tasks created")

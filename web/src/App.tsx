@@ -1,4 +1,5 @@
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import { lazy, Suspense } from "react";
 import {
   createBrowserRouter,
   Navigate,
@@ -20,6 +21,9 @@ import { SignUp } from "./pages/SignUp";
 import { Teams, useMe } from "./pages/Teams";
 import { Workspaces } from "./pages/Workspaces";
 import { TeamChannel } from "./realtime/TeamChannel";
+
+// Loaded when first opened: the charts are most of the console's weight.
+const Usage = lazy(() => import("./pages/Usage"));
 
 function newQueryClient() {
   return new QueryClient({
@@ -57,6 +61,7 @@ function Shell() {
           {teamId && <NavLink to={`/teams/${teamId}/workspaces`}>Workspaces</NavLink>}
           {teamId && <NavLink to={`/teams/${teamId}/members`}>Members</NavLink>}
           {teamId && <NavLink to={`/teams/${teamId}/activity`}>Activity</NavLink>}
+          {teamId && <NavLink to={`/teams/${teamId}/usage`}>Usage</NavLink>}
         </nav>
         {me.data && me.data.teams.length > 0 && (
           <label className="team-switch">
@@ -109,6 +114,14 @@ export const routes = [
       { path: "/teams/:teamId/workspaces", element: <Workspaces /> },
       { path: "/teams/:teamId/members", element: <Members /> },
       { path: "/teams/:teamId/activity", element: <Activity /> },
+      {
+        path: "/teams/:teamId/usage",
+        element: (
+          <Suspense fallback={<Loading what="usage" />}>
+            <Usage />
+          </Suspense>
+        ),
+      },
       { path: "*", element: <NotFound /> },
     ],
   },
