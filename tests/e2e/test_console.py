@@ -14,6 +14,7 @@ from playwright.async_api import Browser, Page, expect
 from agenthq_devctl.openapi import public_document
 from agenthq_devctl.supervisor import Stack
 
+from . import people
 from .browser import browser  # noqa: F401  (the fixture)
 from .conftest import USAGE_CREDENTIAL
 
@@ -269,3 +270,74 @@ async def test_usage_chart_quotas_plans_and_the_draft_invoice(
     await expect(draft).to_contain_text(f"{now:%Y-%m} · draft")
     await draft.locator("summary").click()
     await expect(draft.get_by_role("table")).to_contain_text("Tasks created")
+
+
+async def sign_in(page: Page, email: str, password: str) -> None:
+    await page.goto("/sign-in")
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Password").fill(password)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("heading", name="My teams")).to_be_visible()
+
+
+async def test_team_settings_roles_and_presence(page: Page, gateway: httpx.AsyncClient) -> None:
+    owner = await people.sign_up(gateway, "settings-owner")
+    team_id = (
+        await gateway.post(
+            "/v1/teams", json={"name": "Six Co", "plan": "pro"}, headers=owner["headers"]
+        )
+    ).json()["id"]
+    helpers = [await people.sign_up(gateway, f"helper{i}") for i in range(5)]
+    for helper in helpers:
+        await people.add_member(gateway, team_id, owner, helper, "member")
+    await sign_in(page, owner["email"], people.PASSWORD)
+    await page.get_by_role("link", name="Six Co").click()
+
+    # Presence: the owner's own socket is online.
+    await page.get_by_role("link", name="Members").click()
+    await expect(page.get_by_role("list", name="Online now")).to_contain_text("settings-owner")
+
+    # Six members do not fit the free plan: said in plain words, next to the form.
+    await page.get_by_role("link", name="Settings").click()
+    await page.get_by_role("combobox", name="Plan", exact=True).select_option("free")
+    await page.get_by_role("button", name="Change plan").click()
+    await expect(
+        page.get_by_role("form", name="Change the plan").get_by_role("alert")
+    ).to_have_text("The team has more members than that plan allows.")
+    await page.get_by_label("Team name").fill("Seven Seas")
+    await page.get_by_role("button", name="Rename").click()
+    await expect(page.get_by_text("Saved.")).to_be_visible()
+    await expect(page.get_by_role("combobox", name="Team")).to_contain_text("Seven Seas")
+
+    # A custom role from the permission matrix, kept after a reload.
+    await page.get_by_role("link", name="Roles").click()
+    await page.get_by_label("Role name").fill("auditor")
+    await page.get_by_role("button", name="Create role").click()
+    await page.get_by_label("auditor: activity:read").check()
+    await page.get_by_role("button", name="Save auditor").click()
+    await page.reload()
+    await expect(page.get_by_label("auditor: activity:read")).to_be_checked()
+    await expect(page.get_by_label("auditor: workspace:read")).to_be_checked()
+    await expect(page.get_by_label("viewer: workspace:read")).to_be_disabled()  # built in
+
+    # Ownership goes to a helper: the owner-only sections go with it.
+    await page.get_by_role("link", name="Settings").click()
+    await page.get_by_label("New owner").select_option(label="helper0")
+    await page.get_by_role("button", name="Transfer ownership").click()
+    await expect(page.get_by_role("heading", name="Delete the team")).to_have_count(0)
+
+
+async def test_deleting_a_team_asks_for_its_name(page: Page) -> None:
+    await sign_up(page, "Del")
+    await page.get_by_label("Team name").fill("Doomed")
+    await page.get_by_role("button", name="Create team").click()
+    await expect(page.get_by_role("heading", name="Workspaces")).to_be_visible()
+    await page.get_by_role("link", name="Settings").click()
+    delete = page.get_by_role("button", name="Delete this team")
+    await expect(delete).to_be_disabled()
+    await page.get_by_label("Type the team's name (Doomed) to confirm").fill("doomed")
+    await expect(delete).to_be_disabled()
+    await page.get_by_label("Type the team's name (Doomed) to confirm").fill("Doomed")
+    await delete.click()
+    await expect(page.get_by_role("heading", name="My teams")).to_be_visible()
+    await expect(page.get_by_role("link", name="Doomed")).to_have_count(0)

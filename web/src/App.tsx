@@ -16,6 +16,8 @@ import { Loading } from "./components/ui";
 import { AcceptInvitation } from "./pages/AcceptInvitation";
 import { Activity } from "./pages/Activity";
 import { Members } from "./pages/Members";
+import { Roles } from "./pages/Roles";
+import { Settings } from "./pages/Settings";
 import { SignIn } from "./pages/SignIn";
 import { SignUp } from "./pages/SignUp";
 import { Teams, useMe } from "./pages/Teams";
@@ -62,6 +64,8 @@ function Shell() {
           {teamId && <NavLink to={`/teams/${teamId}/members`}>Members</NavLink>}
           {teamId && <NavLink to={`/teams/${teamId}/activity`}>Activity</NavLink>}
           {teamId && <NavLink to={`/teams/${teamId}/usage`}>Usage</NavLink>}
+          {teamId && <NavLink to={`/teams/${teamId}/roles`}>Roles</NavLink>}
+          {teamId && <NavLink to={`/teams/${teamId}/settings`}>Settings</NavLink>}
         </nav>
         {me.data && me.data.teams.length > 0 && (
           <label className="team-switch">
@@ -114,6 +118,8 @@ export const routes = [
       { path: "/teams/:teamId/workspaces", element: <Workspaces /> },
       { path: "/teams/:teamId/members", element: <Members /> },
       { path: "/teams/:teamId/activity", element: <Activity /> },
+      { path: "/teams/:teamId/roles", element: <Roles /> },
+      { path: "/teams/:teamId/settings", element: <Settings /> },
       {
         path: "/teams/:teamId/usage",
         element: (

@@ -85,6 +85,7 @@ export function Members() {
           Load more
         </button>
       )}
+      <OnlineNow teamId={teamId} />
       {permissions.can("member:create") && <Invitations teamId={teamId} />}
     </main>
   );
@@ -260,6 +261,41 @@ function Invitations({ teamId }: { teamId: string }) {
               >
                 Revoke
               </button>
+            </li>
+          ))}
+        </ul>
+      )}
+    </section>
+  );
+}
+
+/** Who has the team open right now, on any realtime instance (kept live by
+ * the team's channel: presence.joined / presence.left refresh it). */
+function OnlineNow({ teamId }: { teamId: string }) {
+  const { api } = useSession();
+  const names = useMembersByUser(teamId);
+  const presence = useQuery({
+    queryKey: ["presence", teamId],
+    queryFn: () =>
+      unwrap(
+        api.GET("/v1/teams/{team_id}/presence", { params: { path: { team_id: teamId } } }),
+      ),
+  });
+  return (
+    <section aria-labelledby="online">
+      <h2 id="online">Online now</h2>
+      {presence.isPending && <Loading what="who is online" />}
+      <ErrorNote error={presence.error} />
+      {presence.isSuccess && presence.data.length === 0 && <Empty>Nobody is online.</Empty>}
+      {presence.isSuccess && presence.data.length > 0 && (
+        <ul aria-label="Online now" className="rows">
+          {presence.data.map((present) => (
+            <li key={present.user_id}>
+              <span className="dot" aria-hidden="true">
+                ●
+              </span>{" "}
+              {names.get(present.user_id) ?? present.user_id}
+              {present.connections > 1 && ` (${present.connections} tabs or devices)`}
             </li>
           ))}
         </ul>
