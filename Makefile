@@ -8,7 +8,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := python3.11
 RUN := $(UV) run --frozen
 
-.PHONY: help install run migrate check test lint fmt bench fuzz docs clean web web-deps web-types
+.PHONY: help install run migrate check test lint fmt bench fuzz docs clean web web-deps web-types demo
 
 # The console needs Node.js 20.19+ with npm; say how to get it rather than fail obscurely.
 NODE_CHECK := command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
@@ -56,6 +56,9 @@ fuzz: install ## Fuzz the public API (schemathesis), AGENTHQ_FUZZ_EXAMPLES (200)
 
 docs: install ## Regenerate docs/asyncapi.json and docs/configuration.md
 	@$(RUN) agenthq-dev docs
+
+demo: install ## Fill the running system (make run) with demo teams, people and weeks of history
+	@$(RUN) agenthq-dev demo
 
 web-deps: ## Install the console's packages from its lock file (npm ci)
 	@$(NODE_CHECK) || { echo "$(NODE_HELP)" >&2; exit 1; }

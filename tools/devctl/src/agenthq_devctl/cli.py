@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
+
 from agenthq_common.migrations import create_database_if_missing, upgrade
 from agenthq_common.settings import ServiceSettings
 from agenthq_devctl.checks import check_dependencies
@@ -121,6 +123,31 @@ def cmd_openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from agenthq_devctl.demo import DemoError, build, logins_text
+
+    settings = ServiceSettings()
+    say(f"Filling the system at {args.gateway} with demo data ...")
+    try:
+        result = asyncio.run(
+            build(
+                args.gateway,
+                settings.broker_url,
+                settings.bus_namespace,
+                events_per_team=args.events_per_team,
+                days=args.days,
+                say=say,
+            )
+        )
+    except (DemoError, httpx.HTTPError, OSError) as exc:
+        say(f"Demo failed: {exc}\nIs the system running (`make run` in another terminal)?")
+        return 1
+    say(f"Done: {result['published']:,} agent events published; the activity log and usage")
+    say("fill in as the services consume them (a few seconds).")
+    say(logins_text(result, args.gateway))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="agenthq-dev",
@@ -138,6 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     docs = sub.add_parser("docs", help="write generated documentation")
     docs.add_argument("--out", default="docs")
     docs.set_defaults(fn=cmd_docs)
+    demo = sub.add_parser("demo", help="fill the running system with demo teams and history")
+    demo.add_argument("--gateway", default="http://127.0.0.1:8000")
+    demo.add_argument("--events-per-team", type=int, default=1500)
+    demo.add_argument("--days", type=int, default=30)
+    demo.set_defaults(fn=cmd_demo)
     openapi = sub.add_parser("openapi", help="write the gateway's merged OpenAPI document")
     openapi.add_argument("--out", default="web/openapi.json")
     openapi.set_defaults(fn=cmd_openapi)
