@@ -8,7 +8,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := python3.11
 RUN := $(UV) run --frozen
 
-.PHONY: help install run migrate check test lint fmt bench fuzz docs clean web web-deps web-types demo
+.PHONY: help install run migrate check test lint fmt bench fuzz docs clean web web-deps web-types demo screenshots
 
 # The console needs Node.js 20.19+ with npm; say how to get it rather than fail obscurely.
 NODE_CHECK := command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
@@ -59,6 +59,9 @@ docs: install ## Regenerate docs/asyncapi.json and docs/configuration.md
 
 demo: install ## Fill the running system (make run) with demo teams, people and weeks of history
 	@$(RUN) agenthq-dev demo
+
+screenshots: install web ## Save a PNG of every console page (desktop and phone) in docs/screenshots/
+	@$(RUN) agenthq-dev screenshots
 
 web-deps: ## Install the console's packages from its lock file (npm ci)
 	@$(NODE_CHECK) || { echo "$(NODE_HELP)" >&2; exit 1; }

@@ -341,3 +341,31 @@ async def test_deleting_a_team_asks_for_its_name(page: Page) -> None:
     await delete.click()
     await expect(page.get_by_role("heading", name="My teams")).to_be_visible()
     await expect(page.get_by_role("link", name="Doomed")).to_have_count(0)
+
+
+async def test_every_page_fits_a_phone_and_works_from_the_keyboard(page: Page) -> None:
+    await page.set_viewport_size({"width": 375, "height": 740})
+    await page.goto("/sign-up")
+    # Sign up from the keyboard alone: Tab between the fields, Enter to submit.
+    await page.get_by_label("Name").focus()
+    await page.keyboard.type("Kay")
+    await page.keyboard.press("Tab")
+    await page.keyboard.type(f"kay-{uuid.uuid4().hex[:8]}@example.com")
+    await page.keyboard.press("Tab")
+    await page.keyboard.type(PASSWORD)
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("heading", name="My teams")).to_be_visible()
+    await page.get_by_label("Team name").focus()
+    await page.keyboard.type("Pocket Co")
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("heading", name="Workspaces")).to_be_visible()
+    team = page.url.split("/teams/")[1].split("/")[0]
+    for path in ("workspaces", "members", "activity", "usage", "roles", "settings"):
+        await page.goto(f"/teams/{team}/{path}")
+        await expect(page.get_by_role("heading", level=1)).to_be_visible()
+        width = await page.evaluate("() => document.documentElement.scrollWidth")
+        assert width <= 375, f"/{path} is {width}px wide on a 375px screen"
+        # The seven sections are links in the main navigation (reachable by Tab).
+        await expect(page.get_by_role("navigation", name="Main").get_by_role("link")).to_have_count(
+            7
+        )

@@ -148,6 +148,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_screenshots(args: argparse.Namespace) -> int:
+    from agenthq_devctl.screenshots import take
+
+    dist = Path(args.dist).resolve()
+    if not (dist / "index.html").is_file():
+        say(f"No console build in {dist}: run `make web` first.")
+        return 1
+    say("Taking screenshots of every page (a scratch system, the demo, Chromium) ...")
+    saved = asyncio.run(take(Path(args.out), dist, say=say))
+    say(f"Saved {len(saved)} screenshots in {args.out}/")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="agenthq-dev",
@@ -170,6 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--events-per-team", type=int, default=1500)
     demo.add_argument("--days", type=int, default=30)
     demo.set_defaults(fn=cmd_demo)
+    shots = sub.add_parser("screenshots", help="a PNG of every console page, desktop and phone")
+    shots.add_argument("--out", default="docs/screenshots")
+    shots.add_argument("--dist", default="web/dist")
+    shots.set_defaults(fn=cmd_screenshots)
     openapi = sub.add_parser("openapi", help="write the gateway's merged OpenAPI document")
     openapi.add_argument("--out", default="web/openapi.json")
     openapi.set_defaults(fn=cmd_openapi)
