@@ -82,11 +82,28 @@ async def test_sign_up_create_a_team_and_a_workspace_then_come_back(page: Page) 
     assert session and session[0]["httpOnly"] and session[0]["sameSite"] == "Strict"
     assert await page.evaluate("() => document.cookie") == ""  # invisible to scripts
 
+    # Rename and describe it in place.
+    await page.get_by_role("button", name="Edit Design docs").click()
+    edit = page.get_by_role("form", name="Edit Design docs")
+    await edit.get_by_label("Name").fill("Design documents")
+    await edit.get_by_label("Description").fill("")
+    await edit.get_by_role("button", name="Save").click()
+    await expect(workspaces).to_contain_text("Design documents")
+    await expect(workspaces).not_to_contain_text("Specs and reviews")
+
     # Archive, then find it again with the archived toggle.
-    await page.get_by_role("button", name="Archive Design docs").click()
+    await page.get_by_role("button", name="Archive Design documents").click()
     await expect(page.get_by_text("No workspaces yet")).to_be_visible()
     await page.get_by_label("Show archived").check()
     await expect(page.get_by_role("list", name="Workspaces")).to_contain_text("archived")
+
+    # Delete it, once confirmed.
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    await page.get_by_role("button", name="Delete Design documents").click()
+    await expect(workspaces).to_contain_text("Design documents")
+    page.once("dialog", lambda dialog: dialog.accept())
+    await page.get_by_role("button", name="Delete Design documents").click()
+    await expect(page.get_by_text("No workspaces yet")).to_be_visible()
 
     await page.get_by_role("button", name="Sign out", exact=True).click()
     await expect(page).to_have_url("/sign-in")

@@ -91,33 +91,84 @@ function useWorkspaceChange(teamId: string) {
 function WorkspaceRow({ teamId, workspace }: { teamId: string; workspace: Workspace }) {
   const { api } = useSession();
   const changed = useWorkspaceChange(teamId);
-  const archive = useMutation({
-    mutationFn: (archived: boolean) =>
+  const permissions = usePermissions(teamId);
+  const [editing, setEditing] = useState(false);
+  const path = { team_id: teamId, workspace_id: workspace.id };
+  const update = useMutation({
+    mutationFn: (body: Schemas["WorkspaceUpdate"]) =>
       unwrap(
-        api.PATCH("/v1/teams/{team_id}/workspaces/{workspace_id}", {
-          params: { path: { team_id: teamId, workspace_id: workspace.id } },
-          body: { archived },
-        }),
+        api.PATCH("/v1/teams/{team_id}/workspaces/{workspace_id}", { params: { path }, body }),
       ),
+    onSuccess: async () => {
+      setEditing(false);
+      await changed();
+    },
+  });
+  const remove = useMutation({
+    mutationFn: () =>
+      unwrap(api.DELETE("/v1/teams/{team_id}/workspaces/{workspace_id}", { params: { path } })),
     onSuccess: changed,
   });
   const isArchived = workspace.archived_at !== null;
-  const permissions = usePermissions(teamId);
+
+  function save(event: FormEvent<HTMLFormElement>) {
+    event.preventDefault();
+    const form = new FormData(event.currentTarget);
+    const description = String(form.get("description") ?? "").trim();
+    update.mutate({ name: String(form.get("name") ?? "").trim(), description: description || null });
+  }
+
+  if (editing) {
+    return (
+      <li>
+        <form onSubmit={save} aria-label={`Edit ${workspace.name}`} className="inline-edit">
+          <Field label="Name" name="name" defaultValue={workspace.name} maxLength={255} required />
+          <Field label="Description" name="description" defaultValue={workspace.description ?? ""} />
+          <ErrorNote error={update.error} />
+          <button type="submit" disabled={update.isPending}>
+            Save
+          </button>
+          <button type="button" className="secondary" onClick={() => setEditing(false)}>
+            Cancel
+          </button>
+        </form>
+      </li>
+    );
+  }
   return (
     <li>
       <span className="name">{workspace.name}</span>
       {isArchived && <span className="badge">archived</span>}
       {workspace.description && <p className="description">{workspace.description}</p>}
       {permissions.can("workspace:update") && (
+        <>
+          <button onClick={() => setEditing(true)} aria-label={`Edit ${workspace.name}`}>
+            Edit
+          </button>
+          <button
+            onClick={() => update.mutate({ archived: !isArchived })}
+            disabled={update.isPending}
+            aria-label={`${isArchived ? "Unarchive" : "Archive"} ${workspace.name}`}
+          >
+            {isArchived ? "Unarchive" : "Archive"}
+          </button>
+        </>
+      )}
+      {permissions.can("workspace:delete") && (
         <button
-          onClick={() => archive.mutate(!isArchived)}
-          disabled={archive.isPending}
-          aria-label={`${isArchived ? "Unarchive" : "Archive"} ${workspace.name}`}
+          className="danger"
+          onClick={() => {
+            if (window.confirm(`Delete the workspace “${workspace.name}”? This cannot be undone.`)) {
+              remove.mutate();
+            }
+          }}
+          disabled={remove.isPending}
+          aria-label={`Delete ${workspace.name}`}
         >
-          {isArchived ? "Unarchive" : "Archive"}
+          Delete
         </button>
       )}
-      <ErrorNote error={archive.error} />
+      <ErrorNote error={update.error ?? remove.error} />
     </li>
   );
 }
