@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -386,3 +387,49 @@ async def test_every_page_fits_a_phone_and_works_from_the_keyboard(page: Page) -
         await expect(page.get_by_role("navigation", name="Main").get_by_role("link")).to_have_count(
             7
         )
+
+
+AXE = Path(__file__).resolve().parents[2] / "web" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+async def accessibility_problems(page: Page) -> list[str]:
+    """axe-core's WCAG 2 A/AA violations on the page as it is now."""
+    await page.add_script_tag(path=str(AXE))
+    result = await page.evaluate(
+        "async () => (await axe.run(document, {runOnly: ['wcag2a', 'wcag2aa']})).violations"
+        ".map(v => `${v.id}: ${v.nodes.length} x ${v.help} (${v.nodes[0].target})`)"
+    )
+    return list(result)
+
+
+async def test_every_page_passes_an_accessibility_audit(
+    browser: Browser,  # noqa: F811
+    stack: Stack,
+) -> None:
+    # The audit's script is injected into the page: only this test relaxes the CSP.
+    context = await browser.new_context(base_url=stack.processes["gateway"].url, bypass_csp=True)
+    try:
+        page = await context.new_page()
+        problems: dict[str, list[str]] = {}
+        for path in ("/sign-in", "/sign-up", "/invite/some-token"):
+            await page.goto(path)
+            await expect(page.get_by_role("heading", level=1)).to_be_visible()
+            problems[path] = await accessibility_problems(page)
+        await sign_up(page, "Audit")
+        await page.get_by_label("Team name").fill("Accessible Co")
+        await page.get_by_role("button", name="Create team").click()
+        await page.get_by_label("Workspace name").fill("Readable")
+        await page.get_by_role("button", name="Create workspace").click()
+        await expect(page.get_by_role("list", name="Workspaces")).to_contain_text("Readable")
+        team = page.url.split("/teams/")[1].split("/")[0]
+        for section in ("workspaces", "members", "activity", "usage", "roles", "settings"):
+            await page.goto(f"/teams/{team}/{section}")
+            await expect(page.get_by_role("heading", level=1)).to_be_visible()
+            await page.wait_for_timeout(300)  # late lists and charts
+            problems[section] = await accessibility_problems(page)
+        await page.goto("/teams")
+        await expect(page.get_by_role("heading", name="My teams")).to_be_visible()
+        problems["teams"] = await accessibility_problems(page)
+        assert {k: v for k, v in problems.items() if v} == {}
+    finally:
+        await context.close()
