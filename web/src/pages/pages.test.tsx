@@ -1,73 +1,25 @@
 // Component tests: each page against a stubbed fetch that answers as the
 // gateway does (the contract's shapes). The real gateway is exercised by the
-// browser tests in tests/web.
-import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
-import { render, screen, waitFor } from "@testing-library/react";
+// browser tests in tests/e2e/test_console.py.
+import { screen, waitFor } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { createMemoryRouter, RouterProvider } from "react-router-dom";
 import { afterEach, beforeEach, expect, test, vi } from "vitest";
-import { routes } from "../App";
-import { SessionProvider } from "../auth/session";
+import { FakeApi, json, open, type Handler } from "../test/fakeApi";
 
-type Handler = (request: Request) => Response | Promise<Response>;
+let api: FakeApi;
 let handlers: Record<string, Handler>;
 let seen: Request[];
 
-function json(status: number, body: unknown): Response {
-  return new Response(JSON.stringify(body), {
-    status,
-    headers: { "Content-Type": "application/json" },
-  });
-}
-
 beforeEach(() => {
-  seen = [];
-  handlers = {
-    "POST /v1/auth/console/refresh": () =>
-      json(401, { error: { code: "invalid_refresh_token", message: "No console session" } }),
-  };
-  vi.stubGlobal("fetch", async (input: RequestInfo | URL, init?: RequestInit) => {
-    const request = input instanceof Request ? input : new Request(new URL(String(input), "http://console.test"), init);
-    seen.push(request);
-    const path = new URL(request.url, "http://console.test").pathname;
-    const handler = handlers[`${request.method} ${path}`];
-    return handler ? handler(request) : json(404, { error: { code: "not_found", message: path } });
-  });
+  api = new FakeApi().install();
+  handlers = api.handlers;
+  seen = api.seen;
 });
 
 afterEach(() => vi.unstubAllGlobals());
 
-function open(path: string) {
-  const router = createMemoryRouter(routes, { initialEntries: [path] });
-  render(
-    <QueryClientProvider client={new QueryClient({ defaultOptions: { queries: { retry: false } } })}>
-      <SessionProvider>
-        <RouterProvider router={router} />
-      </SessionProvider>
-    </QueryClientProvider>,
-  );
-  return router;
-}
-
 function signedIn(role = "member") {
-  handlers["POST /v1/auth/console/refresh"] = () =>
-    json(200, { access_token: "token-1", token_type: "bearer", expires_in: 900 });
-  handlers["GET /v1/me"] = () =>
-    json(200, {
-      id: "u1",
-      email: "ada@example.com",
-      name: "Ada",
-      created_at: "2026-11-25T00:00:00Z",
-      teams: [{ id: "t1", name: "Analytical", role }],
-    });
-  handlers["GET /v1/teams/t1/roles"] = () =>
-    json(200, {
-      items: [
-        { name: "member", built_in: true, permissions: ["workspace:read", "workspace:create", "workspace:update"] },
-        { name: "viewer", built_in: true, permissions: ["workspace:read"] },
-      ],
-      next_cursor: null,
-    });
+  api.signedIn(role);
 }
 
 test("a visitor without a session is sent to sign in, and wrong credentials are explained", async () => {
