@@ -104,6 +104,10 @@ def create_membership_read_model_v1(op: object) -> None:
     )
 
 
+# pg_advisory_xact_lock's key for migrations (any constant; one per database).
+MIGRATION_LOCK = 0x61676E7468716D  # "agnthqm"
+
+
 def run_env(database_url: str | None, target_metadata: Sequence[MetaData]) -> None:
     """The body of every service's ``migrations/env.py``."""
     config = context.config
@@ -116,6 +120,12 @@ def run_env(database_url: str | None, target_metadata: Sequence[MetaData]) -> No
             connection=connection, target_metadata=list(target_metadata), compare_type=True
         )
         with context.begin_transaction():
+            # Replicas that start together (init containers) migrate one at a
+            # time: the second waits here, then finds the schema at head. The
+            # lock ends with the migrations' transaction.
+            connection.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
+            )
             context.run_migrations()
 
     if context.is_offline_mode():

@@ -83,13 +83,25 @@ class ServiceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _default_database(self) -> ServiceSettings:
+        self.postgres_url = asyncpg_url(self.postgres_url)
         if self.database_url is None and self.service_name != "common":
             self.database_url = f"{self.postgres_url.rstrip('/')}/agenthq_{self.service_name}"
+        elif self.database_url is not None:
+            self.database_url = asyncpg_url(self.database_url)
         return self
 
     @property
     def port(self) -> int:
         return DEFAULT_PORTS.get(self.service_name, 8000)
+
+
+def asyncpg_url(url: str) -> str:
+    """A PostgreSQL URL for SQLAlchemy's asyncpg driver. Operators hand out plain
+    ``postgresql://`` URIs (CloudNativePG's ``<cluster>-app`` secret, for one)."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+asyncpg://" + url[len(scheme) :]
+    return url
 
 
 def env_name(settings_cls: type[BaseSettings], field_name: str) -> str:
