@@ -161,6 +161,14 @@ def cmd_screenshots(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_k8s(args: argparse.Namespace) -> int:
+    from agenthq_devctl.k8s import write_base
+
+    for path in write_base(Path(args.out)):
+        say(f"  wrote {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="agenthq-dev",
@@ -187,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     shots.add_argument("--out", default="docs/screenshots")
     shots.add_argument("--dist", default="web/dist")
     shots.set_defaults(fn=cmd_screenshots)
+    k8s = sub.add_parser("k8s", help="write the Kubernetes base (deploy/k8s/base) from the code")
+    k8s.add_argument("--out", default="deploy/k8s/base")
+    k8s.set_defaults(fn=cmd_k8s)
     openapi = sub.add_parser("openapi", help="write the gateway's merged OpenAPI document")
     openapi.add_argument("--out", default="web/openapi.json")
     openapi.set_defaults(fn=cmd_openapi)
