@@ -188,3 +188,11 @@ def test_only_the_gateway_and_the_sockets_are_reachable_and_each_database_by_its
     }
     assert paths["/ws"] == {"name": "realtime", "port": {"name": "ws"}}
     assert paths["/"] == {"name": "gateway", "port": {"name": "http"}}
+
+
+def test_prod_runs_quorum_queues_and_dev_the_classic_default() -> None:
+    def config(target: str) -> dict[str, str]:
+        return dict(of_kind(rendered(target), "ConfigMap")["agenthq-config"]["data"])
+
+    assert config("prod")["AGENTHQ_QUEUE_TYPE"] == "quorum"
+    assert "AGENTHQ_QUEUE_TYPE" not in config("dev")

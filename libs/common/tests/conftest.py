@@ -38,9 +38,19 @@ async def common_db(infra: Infrastructure, run_id: str) -> AsyncIterator[Databas
     await drop_database(url)
 
 
-@pytest.fixture
-async def bus(infra: Infrastructure, bus_namespace: str) -> AsyncIterator[Bus]:
-    bus = Bus(infra.broker_url, namespace=bus_namespace, max_retries=2, retry_base_ms=50)
+@pytest.fixture(params=["classic", "quorum"])
+async def bus(
+    infra: Infrastructure, bus_namespace: str, request: pytest.FixtureRequest
+) -> AsyncIterator[Bus]:
+    """The bus, once with classic queues (the local default) and once with
+    quorum queues (a cluster's): every test that takes it runs against both."""
+    bus = Bus(
+        infra.broker_url,
+        namespace=bus_namespace,
+        max_retries=2,
+        retry_base_ms=50,
+        queue_type=request.param,
+    )
     await bus.connect()
     yield bus
     await bus.close()

@@ -215,7 +215,8 @@ async def _dead_letters(bus: Bus, name: str, *, expect: int) -> list[bytes]:
     connection = await aio_pika.connect(bus.url)
     try:
         channel = await connection.channel()
-        dlq = await channel.declare_queue(f"{bus.topology.queue(name)}.dlq", durable=True)
+        # Passive: the consumer declared it (classic or quorum, as its bus says).
+        dlq = await channel.declare_queue(f"{bus.topology.queue(name)}.dlq", passive=True)
         bodies: list[bytes] = []
 
         async def collect() -> bool:
@@ -256,3 +257,22 @@ async def test_several_relays_publish_each_row_once(common_db: Database, bus: Bu
         await asyncio.sleep(0.5)  # room for a duplicate to show up, were there one
     assert len(received) == total
     assert set(received.values()) == {1}
+
+
+async def test_the_queues_are_of_the_configured_type(common_db: Database, bus: Bus) -> None:
+    """The consumer's queue, its dead letters and its retry queues all have the
+    bus's type: redeclaring them as the other type is refused by the broker."""
+    name = queue_name()
+    await recording_consumer(common_db, name).start(bus)
+    other = "classic" if bus.queue_type == "quorum" else "quorum"
+    queue = bus.topology.queue(name)
+    for declared in (queue, f"{queue}.dlq", f"{queue}.retry.50ms"):
+        connection = await aio_pika.connect(bus.url)
+        try:
+            channel = await connection.channel()
+            with pytest.raises(aio_pika.exceptions.ChannelPreconditionFailed):
+                await channel.declare_queue(
+                    declared, durable=True, arguments={"x-queue-type": other}
+                )
+        finally:
+            await connection.close()

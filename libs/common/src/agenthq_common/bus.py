@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import (
@@ -74,8 +75,12 @@ class Bus:
         max_retries: int = 5,
         retry_base_ms: int = 200,
         publish_timeout: float = 10.0,
+        queue_type: str = "classic",
     ) -> None:
         self.url = url
+        # "quorum": replicated on a RabbitMQ cluster (its recommended type for
+        # data safety); "classic" (the default) for a single local broker.
+        self.queue_type = queue_type
         self.publish_timeout = publish_timeout
         self.topology = Topology(namespace)
         self.prefetch = prefetch
@@ -142,15 +147,19 @@ class Bus:
     ) -> AbstractQueue:
         queue_name = self.topology.queue(name)
         exchange = await self._declare_exchanges(channel)
-        dlq = await channel.declare_queue(f"{queue_name}.dlq", durable=True)
+        dlq = await channel.declare_queue(
+            f"{queue_name}.dlq", durable=True, arguments=self._queue_arguments()
+        )
         await dlq.bind(self.topology.dlx, routing_key=queue_name)
         queue = await channel.declare_queue(
             queue_name,
             durable=True,
-            arguments={
-                "x-dead-letter-exchange": self.topology.dlx,
-                "x-dead-letter-routing-key": queue_name,
-            },
+            arguments=self._queue_arguments(
+                {
+                    "x-dead-letter-exchange": self.topology.dlx,
+                    "x-dead-letter-routing-key": queue_name,
+                }
+            ),
         )
         for pattern in bindings:
             await queue.bind(exchange, routing_key=pattern)
@@ -158,13 +167,23 @@ class Bus:
             await channel.declare_queue(
                 self._retry_queue(queue_name, attempt),
                 durable=True,
-                arguments={
-                    "x-message-ttl": self.retry_delay_ms(attempt),
-                    "x-dead-letter-exchange": "",
-                    "x-dead-letter-routing-key": queue_name,
-                },
+                arguments=self._queue_arguments(
+                    {
+                        "x-message-ttl": self.retry_delay_ms(attempt),
+                        "x-dead-letter-exchange": "",
+                        "x-dead-letter-routing-key": queue_name,
+                    }
+                ),
             )
         return queue
+
+    def _queue_arguments(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        # Classic queues are declared without x-queue-type, as they always
+        # were: a broker compares arguments on every redeclaration.
+        arguments = dict(extra or {})
+        if self.queue_type != "classic":
+            arguments["x-queue-type"] = self.queue_type
+        return arguments
 
     def retry_delay_ms(self, attempt: int) -> int:
         return self.retry_base_ms * 2 ** (attempt - 1)

@@ -70,6 +70,7 @@ class Service:
             prefetch=settings.consumer_prefetch,
             max_retries=settings.consumer_max_retries,
             retry_base_ms=settings.consumer_retry_base_ms,
+            queue_type=settings.queue_type,
         )
         # A blocking pool: a burst (a thousand sockets connecting at once) waits
         # for a connection instead of failing with "Too many connections".

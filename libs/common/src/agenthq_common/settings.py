@@ -8,7 +8,7 @@ so that one environment can configure all six processes without clashes.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -79,6 +79,12 @@ class ServiceSettings(BaseSettings):
     )
     consumer_retry_base_ms: int = Field(
         default=200, description="First retry delay; each retry doubles it"
+    )
+
+    queue_type: Literal["classic", "quorum"] = Field(
+        default="classic",
+        description="RabbitMQ queue type of the consumers' queues: quorum on a cluster "
+        "(replicated), classic on a single broker. Changing it needs new queues (docs/deploy.md)",
     )
 
     @model_validator(mode="after")
