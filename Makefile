@@ -31,9 +31,11 @@ check: install ## Check that PostgreSQL, Redis and RabbitMQ are reachable
 migrate: check ## Create each service's database if missing and migrate it
 	@$(RUN) agenthq-dev migrate
 
-run: migrate ## Install, migrate, build the console and start all six services (Ctrl-C stops them)
+REPLICAS ?= 1
+
+run: migrate ## Install, migrate, build the console and start all six services (REPLICAS=2: two of each behind HAProxy)
 	@$(MAKE) --no-print-directory web || echo "Starting without the web console (the API works; / says how to build it)."
-	@$(RUN) agenthq-dev run
+	@$(RUN) agenthq-dev run --replicas $(REPLICAS)
 
 lint: install ## Ruff lint and format check
 	@$(RUN) ruff check .

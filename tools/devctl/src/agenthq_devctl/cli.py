@@ -58,9 +58,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _run(log_dir: Path) -> int:
-    stack = Stack(log_dir=log_dir)
-    say(f"Starting {len(SERVICES)} services; logs in {log_dir}/<service>.log ...")
+async def _run(log_dir: Path, replicas: int = 1) -> int:
+    stack = Stack(log_dir=log_dir, replicas=replicas)
+    copies = f", {replicas} of each behind HAProxy" if replicas > 1 else ""
+    say(f"Starting {len(SERVICES)} services{copies}; logs in {log_dir}/<service>.log ...")
     await stack.start()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -104,7 +105,7 @@ async def _run(log_dir: Path) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     with contextlib.suppress(KeyboardInterrupt):
-        return asyncio.run(_run(Path(args.log_dir)))
+        return asyncio.run(_run(Path(args.log_dir), args.replicas))
     return 0
 
 
@@ -182,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     migrate.set_defaults(fn=cmd_migrate)
     run = sub.add_parser("run", help="start all services; Ctrl-C stops them")
     run.add_argument("--log-dir", default=".run/logs")
+    run.add_argument(
+        "--replicas", type=int, default=1, help="processes per service (HAProxy in front)"
+    )
     run.set_defaults(fn=cmd_run)
     docs = sub.add_parser("docs", help="write generated documentation")
     docs.add_argument("--out", default="docs")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -22,19 +21,13 @@ import redis.asyncio as aioredis
 from agenthq_common.migrations import create_database_if_missing, drop_database, upgrade
 from agenthq_common.testing.infra import delete_bus_namespace
 from agenthq_devctl.services import SERVICES
-from agenthq_devctl.supervisor import Stack
+from agenthq_devctl.supervisor import Stack, free_port
 
 POSTGRES = os.environ.get(
     "AGENTHQ_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432"
 )
 BROKER = os.environ.get("AGENTHQ_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
 REDIS = os.environ.get("AGENTHQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @asynccontextmanager

@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import os
 import signal
+import socket
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,7 +19,14 @@ from pathlib import Path
 
 import httpx
 
+from agenthq_devctl.balancer import Balancer, pools_for
 from agenthq_devctl.services import SERVICES, default_port, default_ws_port
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _die_with_parent() -> None:
@@ -63,7 +71,11 @@ class Stack:
     ws_port: int = field(default_factory=default_ws_port)
     env: Mapping[str, str] = field(default_factory=dict)
     host: str = "127.0.0.1"
+    # More than one: each service runs as that many processes on ports of
+    # their own, behind HAProxy on ``ports`` and ``ws_port``.
+    replicas: int = 1
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
+    balancer: Balancer | None = None
 
     def service_env(self) -> dict[str, str]:
         """What every process gets: the caller's environment, then the wiring
@@ -81,8 +93,37 @@ class Stack:
     async def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         env = self.service_env()
+        if self.replicas == 1:
+            for service in SERVICES:
+                await self.start_service(service, env)
+            return
         for service in SERVICES:
-            await self.start_service(service, env)
+            for replica in range(1, self.replicas + 1):
+                name = service if replica == 1 else f"{service}-{replica}"
+                ws = free_port() if service == "realtime" else None
+                await self.start_service(service, env, name=name, port=free_port(), ws_port=ws)
+        self.balancer = Balancer(
+            pools_for(
+                self.ports,
+                {s: [p.port for p in self.replicas_of(s)] for s in SERVICES},
+                self.ws_port,
+                [p.ws_port for p in self.replicas_of("realtime") if p.ws_port is not None],
+            ),
+            self.log_dir,
+            self.host,
+        )
+        await self.balancer.start()
+
+    def replicas_of(self, service: str) -> list[ServiceProcess]:
+        return [p for p in self.processes.values() if p.service == service]
+
+    def public_url(self, service: str) -> str:
+        """Where clients reach ``service``: HAProxy when replicated, else its process."""
+        return f"http://{self.host}:{self.ports[service]}"
+
+    @property
+    def public_ws_url(self) -> str:
+        return f"ws://{self.host}:{self.ws_port}"
 
     async def start_service(
         self,
@@ -179,6 +220,21 @@ class Stack:
                         f"not ready after {timeout:.0f}s: {', '.join(pending)}\n{tails}"
                     )
                 await asyncio.sleep(0.2)
+            if self.balancer is not None and only is None:
+                await self._wait_balanced(client, deadline)
+
+    async def _wait_balanced(self, client: httpx.AsyncClient, deadline: float) -> None:
+        """Until HAProxy's health checks have found every service's replicas."""
+        loop = asyncio.get_running_loop()
+        for service in SERVICES:
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    response = await client.get(f"{self.public_url(service)}/readyz")
+                    if response.status_code == 200:
+                        break
+                if loop.time() > deadline:
+                    raise TimeoutError(f"HAProxy has no ready {service} ({self.balancer.log_path})")
+                await asyncio.sleep(0.2)
 
     async def wait_any_exit(self) -> ServiceProcess:
         waits = {
@@ -211,4 +267,6 @@ class Stack:
             await proc.process.wait()
 
     async def stop(self) -> None:
+        if self.balancer is not None:
+            await self.balancer.stop()
         await asyncio.gather(*(self.stop_service(name) for name in self.processes))
