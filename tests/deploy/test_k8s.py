@@ -196,3 +196,6 @@ def test_prod_runs_quorum_queues_and_dev_the_classic_default() -> None:
 
     assert config("prod")["AGENTHQ_QUEUE_TYPE"] == "quorum"
     assert "AGENTHQ_QUEUE_TYPE" not in config("dev")
+    # Behind the TLS ingress: a Secure session cookie, sockets over wss://.
+    assert config("prod")["AGENTHQ_CONSOLE_COOKIE_SECURE"] == "true"
+    assert config("prod")["AGENTHQ_REALTIME_PUBLIC_URL"].startswith("wss://")

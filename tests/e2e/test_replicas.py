@@ -36,6 +36,9 @@ async def replicated(
         "AGENTHQ_BUS_NAMESPACE": f"{bus_namespace}rep.",
         "AGENTHQ_OUTBOX_POLL_INTERVAL": "0.5",
         "AGENTHQ_RATE_LIMITS": json.dumps({}),
+        # Twelve more processes beside the session's stack, within PostgreSQL's
+        # 100 connections.
+        "AGENTHQ_DB_POOL_SIZE": "2",
     }
     for service in SERVICES:
         env[f"AGENTHQ_{service.upper()}_DATABASE_URL"] = await databases.fresh(service, "_rep")

@@ -140,3 +140,11 @@ async def test_logout_everywhere_ends_console_and_api_sessions(console: Gateway)
     assert api.status_code == 401
     unauthenticated = await console.client.post("/v1/auth/logout-everywhere")
     assert unauthenticated.status_code == 401
+
+
+async def test_behind_a_tls_proxy_the_cookie_is_secure_by_setting(
+    start_gateway: Any,
+) -> None:
+    async with start_gateway(console_cookie_secure=True) as gateway:
+        _, cookie, _ = await console_login(gateway)
+    assert cookie["secure"] is True

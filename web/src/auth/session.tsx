@@ -16,6 +16,7 @@ import { ApiProblem, createApi, type Api } from "../api/client";
 
 const CONSOLE_HEADER = { "X-AgentHQ-Console": "1" };
 const RENEW_BEFORE_SECONDS = 30;
+const RETRY_SECONDS = 3;
 
 type Status = "loading" | "signed-in" | "signed-out";
 
@@ -40,6 +41,9 @@ export function SessionProvider({ children }: { children: ReactNode }) {
   const token = useRef<string | null>(null);
   const timer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
   const renewing = useRef<Promise<boolean> | null>(null);
+  // Bumped by sign-in and sign-out: a renewal that was in flight then must
+  // not undo them when it answers.
+  const generation = useRef(0);
 
   const adopt = useCallback((tokens: Tokens | null) => {
     clearTimeout(timer.current);
@@ -55,19 +59,34 @@ export function SessionProvider({ children }: { children: ReactNode }) {
   // a second use of a spent one would end the session).
   const renew = useCallback((): Promise<boolean> => {
     renewing.current ??= (async () => {
+      const started = generation.current;
+      let response: Response | null = null;
       try {
-        const response = await fetch("/v1/auth/console/refresh", {
+        response = await fetch("/v1/auth/console/refresh", {
           method: "POST",
           headers: CONSOLE_HEADER,
           credentials: "same-origin",
         });
-        adopt(response.ok ? ((await response.json()) as Tokens) : null);
-        return response.ok;
+        const tokens = response.ok ? ((await response.json()) as Tokens) : null;
+        if (generation.current !== started) return token.current !== null;
+        if (tokens) {
+          adopt(tokens);
+          return true;
+        }
       } catch {
-        return token.current !== null; // offline: keep what we have, try later
+        response = null; // offline, or the answer was cut
       } finally {
         renewing.current = null;
       }
+      if (response?.status === 401) {
+        adopt(null); // the session is over (expired, revoked, signed out elsewhere)
+        return false;
+      }
+      // The gateway is away (5xx, 429, offline): keep what we have and try
+      // again shortly; the first load keeps waiting rather than sign out.
+      clearTimeout(timer.current);
+      timer.current = setTimeout(() => void renewRef.current(), RETRY_SECONDS * 1000);
+      return false;
     })();
     return renewing.current;
   }, [adopt]);
@@ -94,6 +113,7 @@ export function SessionProvider({ children }: { children: ReactNode }) {
       });
       const body = await response.json().catch(() => undefined);
       if (!response.ok) throw new ApiProblem(response.status, body);
+      generation.current += 1;
       adopt(body as Tokens);
     },
     [adopt],
@@ -101,6 +121,7 @@ export function SessionProvider({ children }: { children: ReactNode }) {
 
   const signOut = useCallback(
     async ({ everywhere = false } = {}) => {
+      generation.current += 1;
       try {
         if (everywhere && token.current) {
           await fetch("/v1/auth/logout-everywhere", {

@@ -145,3 +145,27 @@ test("a viewer sees the workspaces but no control to change them", async () => {
   expect(screen.queryByRole("form", { name: "New workspace" })).toBeNull();
   expect(screen.queryByRole("button", { name: "Archive Alpha" })).toBeNull();
 });
+
+test("a gateway that is away does not sign anyone out: the session is retried", async () => {
+  vi.useFakeTimers({ shouldAdvanceTime: true });
+  try {
+    let calls = 0;
+    handlers["POST /v1/auth/console/refresh"] = () => {
+      calls += 1;
+      return calls === 1
+        ? json(503, { error: { code: "service_unavailable", message: "down" } })
+        : json(200, { access_token: "token-2", token_type: "bearer", expires_in: 900 });
+    };
+    handlers["GET /v1/me"] = () =>
+      json(200, { id: "u1", email: "a@b.c", name: "Ada", created_at: "2026-11-25T00:00:00Z", teams: [] });
+    handlers["GET /v1/plans"] = () => json(200, { items: [], next_cursor: null, version: 1 });
+    const router = open("/teams");
+    await screen.findByText("Loading your session…");
+    await vi.advanceTimersByTimeAsync(3500);
+    await screen.findByText(/You are in no team yet/);
+    expect(router.state.location.pathname).toBe("/teams");
+    expect(calls).toBe(2);
+  } finally {
+    vi.useRealTimers();
+  }
+});

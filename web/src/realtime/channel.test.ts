@@ -72,10 +72,17 @@ test("the token goes in the first frame, and a reconnect resumes from the last i
   const second = FakeSocket.opened[1];
   second.onopen?.();
   expect(JSON.parse(second.sent[0])).toEqual({ type: "auth", token: "tok", since: "6-0" });
+  second.receive({ type: "welcome", last_id: "90-0" });
   second.receive({ type: "resume.failed" });
   expect(invalidated).toContainEqual(["(predicate)"]);
+  // The next reconnect resumes from the welcome's id, not the stale one.
+  second.onclose?.({ code: 1006 });
+  await vi.advanceTimersByTimeAsync(600);
+  const third = FakeSocket.opened[2];
+  third.onopen?.();
+  expect(JSON.parse(third.sent[0])).toEqual({ type: "auth", token: "tok", since: "90-0" });
   stop();
-  expect(second.closed).toBe(true);
+  expect(third.closed).toBe(true);
 });
 
 test("removed from the team: no reconnect; a bad token: renew, then reconnect", async () => {

@@ -80,6 +80,7 @@ export function openTeamChannel(options: ChannelOptions): () => void {
   const Socket = options.WebSocketImpl ?? WebSocket;
   let socket: WebSocket | null = null;
   let lastId: string | null = null;
+  let welcomeId: string | null = null;
   let attempt = 0;
   let stopped = false;
   let retry: ReturnType<typeof setTimeout> | undefined;
@@ -107,10 +108,14 @@ export function openTeamChannel(options: ChannelOptions): () => void {
       if (frame.type === "welcome") {
         attempt = 0;
         options.onStatus?.("live");
-        if (!lastId) lastId = (frame as { last_id?: string }).last_id ?? null;
+        welcomeId = (frame as { last_id?: string }).last_id ?? null;
+        if (!lastId) lastId = welcomeId;
         return;
       }
       if (frame.type === "resume.failed") {
+        // Live from the welcome's id on; resuming from the old one would fail
+        // again at every reconnect.
+        lastId = welcomeId;
         // Too long away: what changed meanwhile is unknown, reload it all.
         void queryClient.invalidateQueries({
           predicate: (q) => q.queryKey[1] === teamId || q.queryKey[0] === "me",

@@ -62,7 +62,10 @@ class Service:
         if configure_logs:
             configure_logging(self.name, settings.log_level, settings.log_json)
         self.db = Database(
-            settings.database_url, service=self.name, server_settings=database_settings
+            settings.database_url,
+            service=self.name,
+            pool_size=settings.db_pool_size,
+            server_settings=database_settings,
         )
         self.bus = Bus(
             settings.broker_url,

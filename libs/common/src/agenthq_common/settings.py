@@ -44,6 +44,12 @@ class ServiceSettings(BaseSettings):
         default="amqp://guest:guest@127.0.0.1:5672/", description="RabbitMQ URL"
     )
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis URL")
+    db_pool_size: int = Field(
+        default=10,
+        ge=1,
+        description="Database connections kept per process (as many more on bursts); "
+        "replicas x services x this must fit PostgreSQL's max_connections",
+    )
     redis_max_connections: int = Field(
         default=64,
         ge=1,

@@ -30,6 +30,7 @@ class GatewayContext:
     quotas: QuotaGuard
     limiter: RateLimiter
     idempotency: IdempotencyStore
+    cookie_secure: bool = False  # the console's session cookie, where TLS ends at a proxy
 
 
 def get_gateway(request: Request) -> GatewayContext:

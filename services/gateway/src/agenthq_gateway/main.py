@@ -104,6 +104,7 @@ def bootstrap(settings: GatewaySettings) -> tuple[Service, GatewayContext]:
             # gateway that died mid-request.
             claim_seconds=int(settings.upstream_timeout_writes_seconds) + 30,
         ),
+        cookie_secure=settings.console_cookie_secure,
     )
     if settings.cors_origins:
         service.add_middleware(

@@ -93,6 +93,11 @@ class GatewaySettings(ServiceSettings):
         description="Origins allowed to call the API from a browser (JSON list; [] allows none "
         "but the gateway's own)",
     )
+    console_cookie_secure: bool = Field(
+        default=False,
+        description="Mark the console's session cookie Secure on every answer (set it where TLS "
+        "ends at a proxy); requests that arrive over https get it anyway",
+    )
     realtime_public_url: str | None = Field(
         default=None,
         description="Where browsers reach the realtime sockets, told to the console "

@@ -55,7 +55,7 @@ RefreshCookie = Annotated[str | None, Cookie(alias=COOKIE, include_in_schema=Fal
 
 
 def _answer(
-    request: Request, response: Response, tokens: TokensOut, max_age: int
+    request: Request, response: Response, tokens: TokensOut, max_age: int, secure: bool
 ) -> ConsoleTokenOut:
     response.set_cookie(
         COOKIE,
@@ -64,9 +64,9 @@ def _answer(
         path=COOKIE_PATH,
         httponly=True,
         samesite="strict",
-        # Over TLS (uvicorn takes the scheme a trusted proxy forwards) the
-        # cookie never travels in clear; plain http is for a local console.
-        secure=request.url.scheme == "https",
+        # Over TLS the cookie never travels in clear. Behind a proxy that
+        # ends TLS the request looks like http: console_cookie_secure says so.
+        secure=secure or request.url.scheme == "https",
     )
     return ConsoleTokenOut(access_token=tokens.access_token, expires_in=tokens.expires_in)
 
@@ -92,7 +92,7 @@ async def console_login(
         password=body.password,
         ip=_client_ip(request),
     )
-    return _answer(request, response, tokens, gateway.issuer.refresh_ttl)
+    return _answer(request, response, tokens, gateway.issuer.refresh_ttl, gateway.cookie_secure)
 
 
 @router.post(
@@ -112,7 +112,7 @@ async def console_refresh(
     except service.RefreshReused:
         await uow.commit()  # the family's revocation must stick although we answer 401
         raise
-    return _answer(request, response, tokens, gateway.issuer.refresh_ttl)
+    return _answer(request, response, tokens, gateway.issuer.refresh_ttl, gateway.cookie_secure)
 
 
 @router.post(

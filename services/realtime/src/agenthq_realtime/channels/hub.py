@@ -40,6 +40,10 @@ READ_COUNT = 1000
 # may never read it); then the TCP connection is dropped.
 CLOSE_FRAME_SECONDS = 10.0
 SEND_BUFFER_FULL = 1013
+# A resuming client's replay waits for it, up to this long per frame.
+REPLAY_STALL_SECONDS = 10.0
+# Live frames kept back during one replay (the history is ~5,000 frames).
+MAX_HELD_FRAMES = 5000
 
 # Close handshakes in flight, referenced so that they are not collected.
 _closing: set[asyncio.Task[None]] = set()
@@ -111,14 +115,29 @@ class Connection:
         """Write a frame with flow control: wait while the client is behind,
         instead of cutting it off. For a resume's replay only (thousands of
         frames at once, to a client that may be on a slow link; its live frames
-        wait meanwhile), never for a fan-out. False once the socket is closed."""
+        wait meanwhile), never for a fan-out. A client that takes no frame for
+        REPLAY_STALL_SECONDS is cut off (1013), as in a fan-out. False once the
+        socket is closed."""
         if self.close_code is not None:
             return False
         try:
-            await self.websocket.send(text)
+            await asyncio.wait_for(self.websocket.send(text), REPLAY_STALL_SECONDS)
         except ConnectionClosed:
             return False
+        except TimeoutError:
+            self.close(SEND_BUFFER_FULL, "Too slow to take the missed frames: reconnect and resume")
+            return False
         return True
+
+    def hold(self, frame_id: tuple[int, int], text: str) -> None:
+        """A live frame that arrived during the replay, for after it; bounded,
+        so that a stalled replay cannot hold a busy team's frames for ever."""
+        if self.close_code is not None:
+            return
+        if len(self.held) >= MAX_HELD_FRAMES:
+            self.close(SEND_BUFFER_FULL, "Too far behind: reconnect and resume")
+            return
+        self.held.append((frame_id, text))
 
     def close(self, code: int, reason: str = "") -> None:
         """End this connection: it is detached at once, and its close frame
@@ -198,13 +217,21 @@ class Hub:
             return
         if conn.team_id not in self._cursors:
             self._cursors[conn.team_id] = last.encode()
-            await self.redis.xadd(self._wake_key, {"w": "1"}, maxlen=10, approximate=True)
+            try:
+                await self.redis.xadd(self._wake_key, {"w": "1"}, maxlen=10, approximate=True)
+            except Exception:
+                if not self.teams.get(conn.team_id):
+                    self._cursors.pop(conn.team_id, None)
+                raise
+        # Always through the replay: when this instance already reads the
+        # team, a frame appended after ``last`` was read but before the socket
+        # joined went to the others only; the replay brings it.
+        start = since if since is not None else last
         conn.hub = self
-        conn.replaying = since is not None
-        conn.cursor = parse_id(since if since is not None else last)
+        conn.replaying = True
+        conn.cursor = parse_id(start)
         self.teams.setdefault(conn.team_id, set()).add(conn)
-        if since is not None:
-            await self._replay(conn, since)
+        await self._replay(conn, start)
 
     async def _replay(self, conn: Connection, since: str) -> None:
         # Frames delivered live meanwhile wait in conn.held, so that they come
@@ -253,7 +280,7 @@ class Hub:
             if frame_id <= conn.cursor:
                 continue
             if conn.replaying:
-                conn.held.append((frame_id, text))
+                conn.hold(frame_id, text)
                 continue
             conn.cursor = frame_id
             if conn.id != sender and conn.writable():

@@ -14,6 +14,8 @@ port.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import http
 import json
 import logging
@@ -38,7 +40,10 @@ _PATH = re.compile(r"^/ws(?:/teams)?/(?P<team>[^/]+)$")
 MAX_MESSAGE_BYTES = 1024 * 1024
 # A close handshake that takes longer (a client that no longer reads) ends
 # with the TCP connection dropped.
-CLOSE_TIMEOUT = 5.0
+CLOSE_TIMEOUT = 3.0
+# Shutdown waits this long for the sockets' handlers (presence left), then
+# drops the connections of clients that did not answer the close.
+STOP_SECONDS = 4.0
 BACKLOG = 2048
 # The library logs each handshake at INFO and its frames at DEBUG (headers
 # and request lines included, tokens with them): keep only its warnings.
@@ -114,17 +119,29 @@ class SocketEndpoint:
             self.server.close()
 
     async def stop(self) -> None:
-        """Close, then wait for every socket's handler to finish (presence left)."""
-        if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
+        """Close, then wait for every socket's handler to finish (presence
+        left): within the service's shutdown step, before Redis closes."""
+        if self.server is None:
+            return
+        self.server.close()
+        try:
+            await asyncio.wait_for(asyncio.shield(self.server.wait_closed()), STOP_SECONDS)
+        except TimeoutError:
+            # A client that reads nothing never lets its close handshake end.
+            for conns in list(self.channels.hub.teams.values()):
+                for conn in list(conns):
+                    conn.websocket.transport.abort()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.server.wait_closed(), 1.0)
 
     async def _handle(self, websocket: ServerConnection) -> None:
         assert websocket.request is not None
         routed = route(websocket.request.path)
         assert routed is not None  # _check_path refused the others
         team_id, query = routed
-        log.debug("socket opened", path=websocket.request.path, remote=websocket.remote_address)
+        # The path only: its query may carry ?token= (the seed's clients).
+        path = urlsplit(websocket.request.path).path
+        log.debug("socket opened", path=path, remote=websocket.remote_address)
         try:
             await serve_socket(websocket, team_id, query, self.channels)
         finally:

@@ -35,8 +35,10 @@ async def keep_presence(channels: Channels, ttl: float, *, prefix: str) -> None:
 
 
 def stop_listening_on_sigterm(stop: Callable[[], object]) -> None:
-    """On SIGTERM, stop taking sockets at once (``stop``), then let uvicorn's
-    own shutdown run, whose end closes the sockets held (1001)."""
+    """On SIGTERM, first ``stop``: no new sockets, and every socket held is
+    closed with 1001 (clients reconnect to another instance) while Redis is
+    still there for their presence; then uvicorn's own shutdown runs. A second
+    SIGTERM goes to uvicorn's handler as usual (it forces the exit)."""
     if threading.current_thread() is not threading.main_thread():
         return  # signals reach the main thread only (e.g. servers in tests)
     previous = signal.getsignal(signal.SIGTERM)
@@ -44,6 +46,7 @@ def stop_listening_on_sigterm(stop: Callable[[], object]) -> None:
 
     def on_sigterm() -> None:
         loop.remove_signal_handler(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, previous)
         try:
             stop()
         finally:
