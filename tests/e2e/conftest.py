@@ -44,6 +44,9 @@ async def stack(
         "AGENTHQ_USAGE_INGEST_CREDENTIALS": json.dumps([USAGE_CREDENTIAL]),
         "AGENTHQ_API_CALLS_FLUSH_INTERVAL": "1",
         "AGENTHQ_WEB_DIST": str(WEB_DIST),
+        # Small pools: this stack lives through the whole session beside the
+        # extra processes some tests start, within PostgreSQL's 100 connections.
+        "AGENTHQ_DB_POOL_SIZE": "3",
         # The default limits, but every test signs up from 127.0.0.1.
         "AGENTHQ_RATE_LIMITS": json.dumps({**DEFAULT_RATE_LIMITS, "auth": {"ip": "100000/minute"}}),
     }
