@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from agenthq_common.testing.infra import Infrastructure
+from agenthq_common.testing.otlp import OtlpCollector
 from agenthq_common.testing.plugin import Databases
 from agenthq_devctl.services import SERVICES
 from agenthq_devctl.supervisor import Stack
@@ -29,8 +30,18 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
+async def otlp() -> AsyncIterator[OtlpCollector]:
+    """Where the session's stack exports its spans (tracing is off by default)."""
+    collector = OtlpCollector()
+    await collector.start()
+    yield collector
+    await collector.stop()
+
+
+@pytest.fixture(scope="session")
 async def stack(
     infra: Infrastructure,
+    otlp: OtlpCollector,
     databases: Databases,
     bus_namespace: str,
     tmp_path_factory: pytest.TempPathFactory,
@@ -44,6 +55,8 @@ async def stack(
         "AGENTHQ_USAGE_INGEST_CREDENTIALS": json.dumps([USAGE_CREDENTIAL]),
         "AGENTHQ_API_CALLS_FLUSH_INTERVAL": "1",
         "AGENTHQ_WEB_DIST": str(WEB_DIST),
+        "AGENTHQ_OTLP_ENDPOINT": otlp.url,
+        "OTEL_BSP_SCHEDULE_DELAY": "200",  # ms: the tracing test waits less
         # Small pools: this stack lives through the whole session beside the
         # extra processes some tests start, within PostgreSQL's 100 connections.
         "AGENTHQ_DB_POOL_SIZE": "3",

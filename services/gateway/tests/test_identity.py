@@ -18,6 +18,7 @@ from agenthq_common.events import registry
 from agenthq_common.plumbing import outbox
 from agenthq_common.testing.plugin import eventually
 from agenthq_common.testing.tokens import TestSigner
+from agenthq_common.tracing import trace_id_of
 from agenthq_gateway.identity.tokens import hash_refresh_token
 from agenthq_gateway.models import RefreshToken
 
@@ -195,7 +196,9 @@ async def test_register_publishes_user_registered_through_the_outbox(gateway: Ga
     assert event["actorid"] == user["id"]
     assert event["actorip"] == CLIENT_IP
     assert event["actorua"] == "agenthq-tests/1.0 (register)"
-    assert event["traceparent"] == traceparent
+    # The registration's span continues the caller's trace.
+    assert trace_id_of(event["traceparent"]) == trace_id_of(traceparent)
+    assert event["traceparent"] != traceparent
     assert event["data"] == {"user_id": user["id"], "email": user["email"], "name": "Grace Hopper"}
     assert "password" not in str(event).lower()
 

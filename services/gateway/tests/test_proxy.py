@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -192,6 +193,20 @@ async def test_usage_events_are_authenticated_by_the_usage_service(
 # --- forwarding ----------------------------------------------------------------------------
 
 
+async def test_a_request_without_trace_context_starts_a_trace(
+    edge: Gateway, echo: Echo, token: str
+) -> None:
+    m = marker()
+    response = await edge.client.get(
+        f"/v1/teams/{TEAM}/members", params={"m": m}, headers=bearer(token)
+    )
+    assert response.status_code == 200, response.text
+    [traceparent] = headers_of(only(echo.requests_with(m)), "traceparent")
+    assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}", traceparent)
+    assert int(traceparent[-2:], 16) & 1  # sampled: the services record their spans
+    assert traceparent.split("-")[1] != "0" * 32
+
+
 async def test_forwarded_request_headers(edge: Gateway, echo: Echo, token: str) -> None:
     m = marker()
     traceparent = f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01"
@@ -213,7 +228,11 @@ async def test_forwarded_request_headers(edge: Gateway, echo: Echo, token: str) 
     seen = only(echo.requests_with(m))
     assert headers_of(seen, "authorization") == [f"Bearer {token}"]
     assert headers_of(seen, "user-agent") == ["agenthq-cli/2.3"]
-    assert headers_of(seen, "traceparent") == [traceparent]
+    # The trace goes on, its parent now the gateway's own span; the vendor state travels.
+    [forwarded_trace] = headers_of(seen, "traceparent")
+    version, trace_id, parent_id, flags = forwarded_trace.split("-")
+    assert (version, trace_id, flags) == ("00", traceparent.split("-")[1], "01")
+    assert parent_id != traceparent.split("-")[2]
     assert headers_of(seen, "tracestate") == ["vendor=1"]
     assert headers_of(seen, "x-request-id") == ["req-abc.123"]
     assert headers_of(seen, "accept-language") == ["fr-CH"]

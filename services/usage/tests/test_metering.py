@@ -53,12 +53,20 @@ async def test_a_thousand_events_with_duplicates_over_bus_and_http_count_exactly
     owner = uuid.uuid4()
     team_id = await h.create_team(owner)
     rng = random.Random(7)
-    today = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+    # Spread over today and the two days before, never later than now (the API
+    # refuses times in the future), whatever the hour the test runs at.
+    now = datetime.now(UTC)
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    elapsed_today = int((now - today).total_seconds())
     originals = []
-    for i in range(1000):
+    for _ in range(1000):
         type_ = rng.choice(list(METRIC_OF))
         quantity = rng.randint(-5000, 5000) if type_ == "storage.changed" else rng.randint(1, 900)
-        at = today - timedelta(days=rng.randint(0, 2), minutes=i)
+        at = (
+            today
+            - timedelta(days=rng.randint(0, 2))
+            + timedelta(seconds=rng.randint(0, elapsed_today))
+        )
         originals.append((uuid.uuid4(), type_, quantity, at))
     expected: Counter[tuple[date, str]] = Counter()
     for _, type_, quantity, at in originals:

@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from agenthq_common.events import CloudEvent, registry
+from agenthq_common.tracing import trace_id_of
 
 from .conftest import (
     USER_AGENT,
@@ -122,7 +123,9 @@ async def test_actor_comes_from_the_request(workspace_harness: WorkspaceHarness)
         ip="192.0.2.44",
         user_agent="Mozilla/5.0 (Workspace Test)",
     )
-    assert event.traceparent == TRACEPARENT
+    # The service's span continues the caller's trace.
+    assert trace_id_of(event.traceparent) == trace_id_of(TRACEPARENT)
+    assert event.traceparent != TRACEPARENT
 
     # Another actor for the update, from the peer address this time.
     await h.patch(team_id, owner, workspace["id"], {"description": "by the owner"})

@@ -32,13 +32,22 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
+from opentelemetry.trace import StatusCode, use_span
 
 from agenthq_common.events.envelope import CONTENT_TYPE, CloudEvent
 from agenthq_common.logging import get_logger
+from agenthq_common.tracing import (
+    headers_of,
+    start_consumer_span,
+    start_producer_span,
+)
 
 log = get_logger(__name__)
 
 RETRY_HEADER = "x-agenthq-retries"
+
+
+_nothing = contextlib.nullcontext
 
 
 class PermanentFailure(Exception):
@@ -61,6 +70,8 @@ class Topology:
         return f"{self.namespace}{name}"
 
 
+# What the outbox hands the bus: routing key, body, message id, the event's traceparent.
+Outgoing = tuple[str, bytes, str, str | None]
 MessageHandler = Callable[[AbstractIncomingMessage], Awaitable[None]]
 BatchHandler = Callable[[list[AbstractIncomingMessage]], Awaitable[list[Exception | None]]]
 
@@ -115,30 +126,42 @@ class Bus:
         )
 
     async def publish(self, event: CloudEvent) -> None:
-        await self.publish_raw(event.type, event.to_bytes(), str(event.id))
+        await self.publish_raw(event.type, event.to_bytes(), str(event.id), event.traceparent)
 
-    async def publish_raw(self, routing_key: str, body: bytes, message_id: str) -> None:
-        """Publish and wait for the broker's confirm (raises if it nacks)."""
+    async def publish_raw(
+        self, routing_key: str, body: bytes, message_id: str, traceparent: str | None = None
+    ) -> None:
+        """Publish and wait for the broker's confirm (raises if it nacks).
+
+        In a producer span, a child of ``traceparent`` (the event's own trace
+        context), whose context travels in the message's headers."""
         if self._exchange is None:
             raise RuntimeError("bus not connected")
+        span = start_producer_span(routing_key, traceparent)
         message = aio_pika.Message(
             body,
+            headers=headers_of(span),
             message_id=message_id,
             content_type=CONTENT_TYPE,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             type=routing_key,
         )
-        # Bounded: a confirm lost in a broker restart must fail (and be retried), not hang.
-        await self._exchange.publish(
-            message, routing_key=routing_key, mandatory=False, timeout=self.publish_timeout
-        )
+        try:
+            # Bounded: a confirm lost in a broker restart must fail (and be retried), not hang.
+            await self._exchange.publish(
+                message, routing_key=routing_key, mandatory=False, timeout=self.publish_timeout
+            )
+        except BaseException as exc:
+            span.record_exception(exc)
+            span.set_status(StatusCode.ERROR, repr(exc))
+            raise
+        finally:
+            span.end()
 
-    async def publish_many(
-        self, events: Sequence[tuple[str, bytes, str]]
-    ) -> list[BaseException | None]:
+    async def publish_many(self, events: Sequence[Outgoing]) -> list[BaseException | None]:
         """Publish concurrently; confirms pipeline instead of one round trip each."""
         results = await asyncio.gather(
-            *(self.publish_raw(k, b, m) for k, b, m in events), return_exceptions=True
+            *(self.publish_raw(*event) for event in events), return_exceptions=True
         )
         return [r if isinstance(r, BaseException) else None for r in results]
 
@@ -245,10 +268,21 @@ class Bus:
                 batch = [await inbound.get()]
                 while len(batch) < max_batch and not inbound.empty():
                     batch.append(inbound.get_nowait())
+                spans = [
+                    start_consumer_span(queue.name, m.routing_key, m.message_id, m.headers)
+                    for m in batch
+                ]
                 try:
-                    outcomes = await handler(batch)
+                    # One message: its span is current, so what the handler
+                    # does (and logs) belongs to the message's trace.
+                    with use_span(spans[0], end_on_exit=False) if len(batch) == 1 else _nothing():
+                        outcomes = await handler(batch)
                 except Exception as exc:  # the handler itself broke: treat all as failed
                     outcomes = [exc] * len(batch)
+                for span, outcome in zip(spans, outcomes, strict=True):
+                    if outcome is not None:
+                        span.set_status(StatusCode.ERROR, repr(outcome))
+                    span.end()
                 if all(outcome is None for outcome in outcomes):
                     # One frame acks the whole batch: deliveries on a channel are
                     # acked in order, and this worker alone settles this channel's.

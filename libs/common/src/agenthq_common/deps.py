@@ -12,6 +12,7 @@ from agenthq_common.db import UnitOfWork
 from agenthq_common.events.envelope import Actor
 from agenthq_common.http import client_ip
 from agenthq_common.openapi import raises
+from agenthq_common.tracing import current_traceparent
 
 if TYPE_CHECKING:
     from agenthq_common.service import Service
@@ -38,7 +39,7 @@ def get_actor(request: Request, user: Annotated[CurrentUser, Depends(get_current
         id=user.id,
         ip=client_ip(request),
         user_agent=request.headers.get("user-agent"),
-        traceparent=request.headers.get("traceparent"),
+        traceparent=current_traceparent(),
     )
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import structlog
 
+from agenthq_common.tracing import log_trace_ids
+
 # Keys whose values are secrets wherever they appear in an event dict.
 _SECRET_KEYS = {"authorization", "token", "access_token", "refresh_token", "password", "secret"}
 # A JWT anywhere in a string: three base64url parts, the first a JSON header.
@@ -43,6 +45,7 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True) -> N
     """Route structlog and the standard library (uvicorn, aio-pika) through one renderer."""
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        log_trace_ids,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -31,7 +31,8 @@ from agenthq_common.plumbing import OUTBOX_CHANNEL
 log = get_logger(__name__)
 
 _CLAIM = (
-    "SELECT seq, event_id::text, event_type, payload::text FROM outbox "
+    "SELECT seq, event_id::text, event_type, payload::text, payload->>'traceparent' AS tp "
+    "FROM outbox "
     "WHERE published_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED"
 )
 _MARK_SENT = "UPDATE outbox SET published_at = now() WHERE seq = ANY($1::bigint[])"
@@ -87,7 +88,7 @@ class OutboxRelay:
                 if not rows:
                     return 0
                 results = await self.bus.publish_many(
-                    [(r["event_type"], r["payload"].encode(), r["event_id"]) for r in rows]
+                    [(r["event_type"], r["payload"].encode(), r["event_id"], r["tp"]) for r in rows]
                 )
                 sent = [r["seq"] for r, err in zip(rows, results, strict=True) if err is None]
                 failed = [

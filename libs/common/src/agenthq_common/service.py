@@ -30,6 +30,7 @@ from agenthq_common.membership import ReadModelResolver
 from agenthq_common.openapi import document_errors
 from agenthq_common.outbox import OutboxRelay
 from agenthq_common.settings import ServiceSettings
+from agenthq_common.tracing import configure_tracing, flush_spans, instrument
 
 log = get_logger(__name__)
 
@@ -61,6 +62,7 @@ class Service:
         self.openapi_url = openapi_url
         if configure_logs:
             configure_logging(self.name, settings.log_level, settings.log_json)
+        configure_tracing(self.name, settings.otlp_endpoint)
         self.db = Database(
             settings.database_url,
             service=self.name,
@@ -172,6 +174,7 @@ class Service:
         if isinstance(self.key_source, RemoteJwks):
             closers.append(self.key_source.aclose)
         closers.append(self.db.dispose)
+        closers.append(self._flush_spans)
         for close in closers:
             # Shutdown must finish even when a dependency is gone or hangs.
             try:
@@ -183,6 +186,10 @@ class Service:
                     error=repr(exc),
                 )
         log.info("service stopped")
+
+    @staticmethod
+    async def _flush_spans() -> None:
+        await asyncio.to_thread(flush_spans)
 
     def readiness_checks(self) -> dict[str, Hook]:
         async def broker() -> None:
@@ -215,6 +222,7 @@ class Service:
         for middleware, options in reversed(self._middleware):
             app.add_middleware(middleware, **options)
         app.add_middleware(RequestContextMiddleware)  # last added: outermost
+        instrument(app)  # the trace span wraps even the request context
         install_error_handlers(app)
         app.include_router(health_router)
         for router in self.routers:

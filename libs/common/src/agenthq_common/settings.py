@@ -87,6 +87,12 @@ class ServiceSettings(BaseSettings):
         default=200, description="First retry delay; each retry doubles it"
     )
 
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="OpenTelemetry collector's OTLP/HTTP base URL (spans go to <url>/v1/traces); "
+        "unset: spans are made (trace ids travel and are logged) but not exported",
+    )
+
     queue_type: Literal["classic", "quorum"] = Field(
         default="classic",
         description="RabbitMQ queue type of the consumers' queues: quorum on a cluster "

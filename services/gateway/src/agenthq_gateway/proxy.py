@@ -31,6 +31,7 @@ from agenthq_common.errors import (
     ServiceUnavailable,
 )
 from agenthq_common.logging import get_logger
+from agenthq_common.tracing import TRACEPARENT, TRACESTATE, inject
 from agenthq_gateway.edge.idempotency import HEADER as IDEMPOTENCY_HEADER
 from agenthq_gateway.edge.idempotency import StoredAnswer, fingerprint, storable, valid_key
 from agenthq_gateway.edge.ratelimit import WRITE_METHODS, route_class
@@ -184,12 +185,14 @@ class Upstreams:
         whatever its size (to store it for an idempotent retry)."""
         base = self.urls[service].rstrip("/")
         dropped = _drop_on_hop(request.headers.getlist("connection"))
-        dropped |= {"x-forwarded-for", "x-request-id", "idempotency-key"}  # replaced or ours
+        # replaced or ours; the trace context becomes the gateway's own span
+        dropped |= {"x-forwarded-for", "x-request-id", "idempotency-key", TRACEPARENT, TRACESTATE}
         headers = [(k, v) for k, v in request.headers.items() if k not in dropped]
         headers += [
             ("x-forwarded-for", forwarded_for(request, self.trusted_proxies)),
             ("x-forwarded-proto", request.url.scheme),
             ("x-request-id", request.state.request_id),
+            *inject({}).items(),
         ]
         # The path and query go on byte for byte as the client sent them (the
         # route was chosen on the decoded path, which has no dot segments).

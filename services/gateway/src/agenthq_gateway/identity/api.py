@@ -8,6 +8,7 @@ from agenthq_common.deps import Uow, User
 from agenthq_common.errors import NotFound
 from agenthq_common.events import Actor
 from agenthq_common.openapi import error_responses, raises
+from agenthq_common.tracing import current_traceparent
 from agenthq_gateway.context import GatewayContext, get_gateway
 from agenthq_gateway.identity import service
 from agenthq_gateway.identity.repository import IdentityRepository
@@ -48,7 +49,7 @@ def _anonymous_actor(request: Request) -> Actor:
     return Actor(
         ip=_client_ip(request),
         user_agent=request.headers.get("user-agent"),
-        traceparent=request.headers.get("traceparent"),
+        traceparent=current_traceparent(),
     )
 
 
