@@ -41,10 +41,16 @@ lint: install ## Ruff lint and format check
 	@$(RUN) ruff check .
 	@$(RUN) ruff format --check .
 
+# The fuzzer and the multi-instance realtime tests start processes of their own;
+# once (in the first pass) is enough for them.
+REPLICATED_E2E := --ignore=tests/e2e/test_fuzz.py --ignore=tests/e2e/test_realtime_instances.py
+
 test: install web ## Install and run every test (lint first; the console's tests, then pytest)
 	@$(RUN) ruff check .
 	@cd web && npm run -s typecheck && npx vitest run --reporter=dot
 	@$(RUN) pytest
+	@echo "The end-to-end tests again, with every service twice behind HAProxy (as make run REPLICAS=2) ..."
+	@AGENTHQ_E2E_REPLICAS=2 $(RUN) pytest tests/e2e $(REPLICATED_E2E)
 
 fmt: install ## Format and fix what ruff can
 	@$(RUN) ruff format .

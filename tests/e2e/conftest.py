@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -18,6 +19,9 @@ from agenthq_devctl.services import SERVICES
 from agenthq_devctl.supervisor import Stack
 from agenthq_gateway.settings import DEFAULT_RATE_LIMITS
 
+# `make test` runs the end-to-end tests a second time with every service
+# twice behind HAProxy (as `make run REPLICAS=2` starts them).
+REPLICAS = int(os.environ.get("AGENTHQ_E2E_REPLICAS", "1"))
 USAGE_CREDENTIAL = f"e2e-producer-{uuid.uuid4().hex}"
 # The console as `make web` builds it (`make test` builds it first).
 WEB_DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
@@ -59,7 +63,7 @@ async def stack(
         "OTEL_BSP_SCHEDULE_DELAY": "200",  # ms: the tracing test waits less
         # Small pools: this stack lives through the whole session beside the
         # extra processes some tests start, within PostgreSQL's 100 connections.
-        "AGENTHQ_DB_POOL_SIZE": "3",
+        "AGENTHQ_DB_POOL_SIZE": "3" if REPLICAS == 1 else "2",
         # The default limits, but every test signs up from 127.0.0.1.
         "AGENTHQ_RATE_LIMITS": json.dumps({**DEFAULT_RATE_LIMITS, "auth": {"ip": "100000/minute"}}),
     }
@@ -67,11 +71,15 @@ async def stack(
         env[f"AGENTHQ_{service.upper()}_DATABASE_URL"] = await databases.fresh(service)
     log_dir = Path(tmp_path_factory.mktemp("stack-logs"))
     system = Stack(
-        log_dir=log_dir, ports={s: free_port() for s in SERVICES}, ws_port=free_port(), env=env
+        log_dir=log_dir,
+        ports={s: free_port() for s in SERVICES},
+        ws_port=free_port(),
+        env=env,
+        replicas=REPLICAS,
     )
     await system.start()
     try:
-        await system.wait_ready(timeout=90)
+        await system.wait_ready(timeout=90 * REPLICAS)
         yield system
     finally:
         await system.stop()
@@ -81,7 +89,7 @@ async def stack(
 async def gateway(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the gateway, as a user agent the services record."""
     async with httpx.AsyncClient(
-        base_url=stack.processes["gateway"].url,
+        base_url=stack.public_url("gateway"),
         headers={"User-Agent": "agenthq-e2e/1.0"},
         timeout=10,
     ) as client:

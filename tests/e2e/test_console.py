@@ -24,7 +24,7 @@ PASSWORD = "console-password-1"
 
 @pytest.fixture
 async def page(browser: Browser, stack: Stack) -> AsyncIterator[Page]:  # noqa: F811
-    context = await browser.new_context(base_url=stack.processes["gateway"].url)
+    context = await browser.new_context(base_url=stack.public_url("gateway"))
     context.set_default_timeout(10_000)
     opened = await context.new_page()
     try:
@@ -129,7 +129,7 @@ async def test_invite_a_second_user_who_joins_then_becomes_a_viewer_all_live(
     browser: Browser,  # noqa: F811
     stack: Stack,
 ) -> None:
-    base = stack.processes["gateway"].url
+    base = stack.public_url("gateway")
     contexts = [await browser.new_context(base_url=base) for _ in range(2)]
     try:
         owner, guest = [await c.new_page() for c in contexts]
@@ -407,7 +407,7 @@ async def test_every_page_passes_an_accessibility_audit(
     stack: Stack,
 ) -> None:
     # The audit's script is injected into the page: only this test relaxes the CSP.
-    context = await browser.new_context(base_url=stack.processes["gateway"].url, bypass_csp=True)
+    context = await browser.new_context(base_url=stack.public_url("gateway"), bypass_csp=True)
     try:
         page = await context.new_page()
         problems: dict[str, list[str]] = {}

@@ -19,7 +19,7 @@ from agenthq_devctl.supervisor import Stack
 async def test_the_demo_fills_the_system_and_can_run_again(
     stack: Stack, gateway: httpx.AsyncClient, infra: Infrastructure, bus_namespace: str
 ) -> None:
-    url = stack.processes["gateway"].url
+    url = stack.public_url("gateway")
     lines: list[str] = []
     first = await build(
         url, infra.broker_url, bus_namespace, events_per_team=60, days=10, say=lines.append

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 
 def socket_url(stack: Stack, team_id: str, who: dict[str, Any]) -> str:
     token = who["headers"]["Authorization"].split()[1]
-    base = stack.processes["realtime"].ws_url
+    base = stack.public_ws_url
     return f"{base}/ws/{team_id}?token={token}"
 
 
@@ -35,6 +35,7 @@ async def frames_until(ws: Any, kind: str, within: float = 10.0) -> dict[str, An
 async def test_real_time_sync_and_a_graceful_restart(
     stack: Stack, gateway: httpx.AsyncClient
 ) -> None:
+    instances = stack.replicas_of("realtime")
     owner = await sign_up(gateway, "live")
     team_id = await create_team(gateway, owner, "Live")
     async with (
@@ -62,15 +63,17 @@ async def test_real_time_sync_and_a_graceful_restart(
         assert presence.status_code == 200, presence.text
         assert presence.json()[0]["connections"] == 2
 
-        # SIGTERM: every socket is told to go elsewhere (1001), presence is cleaned.
-        await stack.stop_service("realtime")
+        # SIGTERM (every instance, when replicated): every socket is told to go
+        # elsewhere (1001), presence is cleaned.
+        await asyncio.gather(*(stack.stop_service(p.name) for p in instances))
         for ws in (sender, receiver):
             with pytest.raises(ConnectionClosed) as closed:
                 while True:
                     await asyncio.wait_for(ws.recv(), 10)
             assert closed.value.rcvd is not None
             assert closed.value.rcvd.code == 1001
-    await stack.start_service("realtime")
-    await stack.wait_ready(only={"realtime"}, timeout=60)
+    for instance in instances:
+        await stack.start_service("realtime", name=instance.name)
+    await stack.wait_ready(only={p.name for p in instances}, timeout=60)
     presence = await gateway.get(f"/v1/teams/{team_id}/presence", headers=owner["headers"])
     assert presence.json() == []

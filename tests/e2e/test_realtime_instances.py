@@ -100,7 +100,7 @@ async def instances(stack: Stack, gateway: httpx.AsyncClient) -> AsyncIterator[I
 
 @pytest.fixture(scope="module")
 async def gateway(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=stack.processes["gateway"].url, timeout=10) as client:
+    async with httpx.AsyncClient(base_url=stack.public_url("gateway"), timeout=10) as client:
         yield client
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,47 +13,20 @@ import httpx
 import pytest
 import websockets
 
-from agenthq_common.testing.infra import Infrastructure
-from agenthq_common.testing.plugin import Databases, eventually
-from agenthq_devctl.services import SERVICES
-from agenthq_devctl.supervisor import Stack, free_port
+from agenthq_common.testing.plugin import eventually
+from agenthq_devctl.supervisor import Stack
 
 from . import people
 
 
-@pytest.fixture(scope="module")
-async def replicated(
-    infra: Infrastructure,
-    databases: Databases,
-    bus_namespace: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[Stack]:
-    env = {
-        "AGENTHQ_POSTGRES_URL": infra.postgres_url,
-        "AGENTHQ_BROKER_URL": infra.broker_url,
-        "AGENTHQ_REDIS_URL": infra.redis_url,
-        "AGENTHQ_BUS_NAMESPACE": f"{bus_namespace}rep.",
-        "AGENTHQ_OUTBOX_POLL_INTERVAL": "0.5",
-        "AGENTHQ_RATE_LIMITS": json.dumps({}),
-        # Twelve more processes beside the session's stack, within PostgreSQL's
-        # 100 connections.
-        "AGENTHQ_DB_POOL_SIZE": "2",
-    }
-    for service in SERVICES:
-        env[f"AGENTHQ_{service.upper()}_DATABASE_URL"] = await databases.fresh(service, "_rep")
-    stack = Stack(
-        log_dir=Path(tmp_path_factory.mktemp("replicated-logs")),
-        ports={s: free_port() for s in SERVICES},
-        ws_port=free_port(),
-        env=env,
-        replicas=2,
-    )
-    await stack.start()
-    try:
-        await stack.wait_ready(timeout=120)
-        yield stack
-    finally:
-        await stack.stop()
+@pytest.fixture
+def replicated(stack: Stack) -> Stack:
+    """The session's stack, when `make test` runs the end-to-end tests again with
+    every service twice (AGENTHQ_E2E_REPLICAS=2); one replicated stack beside
+    the single one would not fit PostgreSQL's 100 connections."""
+    if len(stack.replicas_of("gateway")) < 2:
+        pytest.skip("runs in the replicated pass of `make test` (AGENTHQ_E2E_REPLICAS=2)")
+    return stack
 
 
 def established(port: int) -> int:

@@ -23,7 +23,7 @@ USER_AGENT = "agenthq-e2e/1.0 (walking skeleton)"
 @pytest.fixture
 async def gateway(stack: Stack) -> httpx.AsyncClient:
     async with httpx.AsyncClient(
-        base_url=stack.processes["gateway"].url, headers={"User-Agent": USER_AGENT}, timeout=10
+        base_url=stack.public_url("gateway"), headers={"User-Agent": USER_AGENT}, timeout=10
     ) as client:
         yield client  # type: ignore[misc]
 
