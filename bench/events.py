@@ -91,7 +91,7 @@ import asyncpg
 import sqlalchemy.exc
 from aio_pika.abc import AbstractIncomingMessage
 
-from agenthq_common.bus import Bus
+from agenthq_common.bus import Bus, Outgoing
 from agenthq_common.db import Database, UnitOfWork
 from agenthq_common.events import CloudEvent, registry
 from agenthq_common.events.envelope import CONTENT_TYPE
@@ -359,7 +359,7 @@ class Stages:
             return claimed
 
         async def timed_publish_many(
-            events: Sequence[tuple[str, bytes, str]],
+            events: Sequence[Outgoing],
         ) -> list[BaseException | None]:
             start = clock()
             results = await publish_many(events)
@@ -368,7 +368,7 @@ class Stages:
                 name = type(error).__name__
                 self.errors[name] = self.errors.get(name, 0) + 1
             pass_start, pass_ids = _PASS.get()
-            for _, _, mid in events:
+            for _, _, mid, _ in events:
                 self.pass_start[mid] = pass_start
                 self.publish_start[mid] = start
                 self.confirmed[mid] = end

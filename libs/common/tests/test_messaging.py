@@ -276,3 +276,31 @@ async def test_the_queues_are_of_the_configured_type(common_db: Database, bus: B
                 )
         finally:
             await connection.close()
+
+
+async def test_the_relay_puts_the_events_trace_context_in_the_message_headers(
+    common_db: Database, bus: Bus
+) -> None:
+    """Without an exporter no span is made for the hop, but the consumer still
+    continues the event's trace: the relay sends the envelope's traceparent."""
+    traceparent = f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01"
+    received: list[aio_pika.abc.AbstractIncomingMessage] = []
+
+    async def keep(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        received.append(message)
+
+    await bus.consume(queue_name(), ["team.#"], keep)
+    event = make_event().model_copy(update={"traceparent": traceparent})
+    untraced = make_event()
+    async with running_relay(OutboxRelay(common_db, bus, poll_interval=5.0)):
+        async with common_db.unit_of_work() as uow:
+            uow.publish(event)
+            uow.publish(untraced)
+
+        async def both() -> bool:
+            return len(received) == 2
+
+        await eventually(both, within=4.0)
+    headers = {m.message_id: dict(m.headers or {}) for m in received}
+    assert headers[str(event.id)]["traceparent"] == traceparent
+    assert "traceparent" not in headers[str(untraced.id)]

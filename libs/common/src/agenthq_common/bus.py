@@ -37,7 +37,7 @@ from opentelemetry.trace import StatusCode, use_span
 from agenthq_common.events.envelope import CONTENT_TYPE, CloudEvent
 from agenthq_common.logging import get_logger
 from agenthq_common.tracing import (
-    headers_of,
+    message_headers,
     start_consumer_span,
     start_producer_span,
 )
@@ -115,7 +115,11 @@ class Bus:
 
     @property
     def connected(self) -> bool:
-        return self._connection is not None and not self._connection.is_closed
+        """Whether the broker connection is up now. A robust connection is
+        "closed" only once we close it: while it reconnects (the broker
+        restarting) only its ``connected`` event tells that it is down."""
+        connection = self._connection
+        return connection is not None and not connection.is_closed and connection.connected.is_set()
 
     async def _declare_exchanges(self, channel: AbstractChannel) -> AbstractExchange:
         await channel.declare_exchange(
@@ -140,7 +144,7 @@ class Bus:
         span = start_producer_span(routing_key, traceparent)
         message = aio_pika.Message(
             body,
-            headers=headers_of(span),
+            headers=message_headers(span, traceparent),
             message_id=message_id,
             content_type=CONTENT_TYPE,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
@@ -152,11 +156,13 @@ class Bus:
                 message, routing_key=routing_key, mandatory=False, timeout=self.publish_timeout
             )
         except BaseException as exc:
-            span.record_exception(exc)
-            span.set_status(StatusCode.ERROR, repr(exc))
+            if span is not None:
+                span.record_exception(exc)
+                span.set_status(StatusCode.ERROR, repr(exc))
             raise
         finally:
-            span.end()
+            if span is not None:
+                span.end()
 
     async def publish_many(self, events: Sequence[Outgoing]) -> list[BaseException | None]:
         """Publish concurrently; confirms pipeline instead of one round trip each."""
@@ -275,11 +281,14 @@ class Bus:
                 try:
                     # One message: its span is current, so what the handler
                     # does (and logs) belongs to the message's trace.
-                    with use_span(spans[0], end_on_exit=False) if len(batch) == 1 else _nothing():
+                    current = spans[0] if len(batch) == 1 else None
+                    with _nothing() if current is None else use_span(current, end_on_exit=False):
                         outcomes = await handler(batch)
                 except Exception as exc:  # the handler itself broke: treat all as failed
                     outcomes = [exc] * len(batch)
                 for span, outcome in zip(spans, outcomes, strict=True):
+                    if span is None:
+                        continue
                     if outcome is not None:
                         span.set_status(StatusCode.ERROR, repr(outcome))
                     span.end()

@@ -14,8 +14,11 @@ One trace follows a write from the gateway to every consumer of its events:
   message headers; every consumer processes the message in a consumer span
   continued from those headers (from the envelope when a publisher set none).
 
-Spans are always made, so trace ids propagate and appear in log lines; they
-leave the process only when an OTLP endpoint is configured (off by default).
+Request spans are always made, so trace ids propagate and appear in log
+lines; spans leave the process only when an OTLP endpoint is configured (off
+by default). Without one, events travel with their envelope's context in the
+headers and make no spans of their own: on the bus's hot path a span costs
+more than the rest of a message's handling by the library, for nobody.
 """
 
 from __future__ import annotations
@@ -98,8 +101,15 @@ def context_from(carrier: Mapping[str, Any] | None, traceparent: str | None = No
     return otel_context.Context()
 
 
-def start_producer_span(event_type: str, traceparent: str | None) -> Span:
-    """The span of one event's publication, a child of the event's own context."""
+def exporting() -> bool:
+    return bool(_exporting_to)
+
+
+def start_producer_span(event_type: str, traceparent: str | None) -> Span | None:
+    """The span of one event's publication, a child of the event's own context
+    (None when no span is exported)."""
+    if not _exporting_to:
+        return None
     return tracer.start_span(
         f"publish {event_type}",
         context=context_from(None, traceparent),
@@ -114,8 +124,11 @@ def start_producer_span(event_type: str, traceparent: str | None) -> Span:
 
 def start_consumer_span(
     queue: str, routing_key: str | None, message_id: str | None, headers: Mapping[str, Any] | None
-) -> Span:
-    """The span of one message's processing by the consumer of ``queue``."""
+) -> Span | None:
+    """The span of one message's processing by the consumer of ``queue`` (None
+    when no span is exported)."""
+    if not _exporting_to:
+        return None
     return tracer.start_span(
         f"process {queue}",
         context=context_from(headers),
@@ -130,8 +143,11 @@ def start_consumer_span(
     )
 
 
-def headers_of(span: Span) -> dict[str, str]:
-    """The trace headers that make ``span`` the parent of the next hop."""
+def message_headers(span: Span | None, traceparent: str | None) -> dict[str, str]:
+    """The trace headers of a message: ``span`` its parent, or without a span,
+    the event's own context."""
+    if span is None:
+        return {TRACEPARENT: traceparent} if traceparent else {}
     carrier: dict[str, str] = {}
     _propagator.inject(carrier, context=trace.set_span_in_context(span))
     return carrier
