@@ -8,7 +8,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := python3.11
 RUN := $(UV) run --frozen
 
-.PHONY: help install run migrate check test lint fmt bench fuzz docs clean web web-deps web-types demo screenshots
+.PHONY: help install run migrate check test lint fmt bench fuzz chaos docs clean web web-deps web-types demo screenshots
 
 # The console needs Node.js 20.19+ with npm; say how to get it rather than fail obscurely.
 NODE_CHECK := command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
@@ -61,6 +61,11 @@ bench: install ## Run every benchmark under bench/ and print figures
 
 fuzz: install ## Fuzz the public API (schemathesis), AGENTHQ_FUZZ_EXAMPLES (200) per operation
 	@AGENTHQ_FUZZ_EXAMPLES=$${AGENTHQ_FUZZ_EXAMPLES:-200} $(RUN) pytest tests/e2e/test_fuzz.py -q
+
+# The long form of tests/chaos (which `make test` runs), on private servers; e.g.
+# CHAOS_ARGS="--repeat 3" or CHAOS_ARGS="--drill redis-restart --profile short".
+chaos: install ## Failure drills (replicas killed; RabbitMQ, Redis, PostgreSQL restarted) on private servers
+	@$(RUN) agenthq-dev chaos $(CHAOS_ARGS)
 
 docs: install ## Regenerate docs/asyncapi.json and docs/configuration.md
 	@$(RUN) agenthq-dev docs

@@ -361,9 +361,19 @@ async def _idempotent(
     except BaseException:
         await gateway.idempotency.release(claim)
         raise
-    if storable(response.status_code):
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.raw_headers]
-        await gateway.idempotency.store(claim, response.status_code, headers, bytes(response.body))
-    else:
-        await gateway.idempotency.release(claim)
+    try:
+        if storable(response.status_code):
+            headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.raw_headers]
+            await gateway.idempotency.store(
+                claim, response.status_code, headers, bytes(response.body)
+            )
+        else:
+            await gateway.idempotency.release(claim)
+    except Exception as exc:
+        # Redis went away meanwhile. The service's answer is the truth: a 500
+        # here would tell the client to retry a write that happened, and its
+        # retry, once the claim expires, would do it twice. The claim stays
+        # "running" until then, so a retry meanwhile gets 409, never a second
+        # write.
+        log.error("idempotency key not settled", error=repr(exc), status=response.status_code)
     return response

@@ -4,6 +4,7 @@ agenthq-dev check      are PostgreSQL, Redis and RabbitMQ reachable?
 agenthq-dev migrate    create each service's database if missing and migrate it
 agenthq-dev run        start all six services; Ctrl-C stops them all
 agenthq-dev docs       write docs/asyncapi.json and docs/configuration.md
+agenthq-dev chaos      failure drills on private servers (docs/failure-drills.md)
 """
 
 from __future__ import annotations
@@ -162,6 +163,57 @@ def cmd_screenshots(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_chaos(args: argparse.Namespace) -> int:
+    import logging
+    import shutil
+
+    from agenthq_devctl.chaos import DRILLS, PROFILES, run_drills, summary_table
+    from agenthq_devctl.private_infra import PrivateInfraError, make_root
+
+    # The drills' own producer reconnects through the broker restart: its
+    # client library's tracebacks about it are expected, not news.
+    for name in ("aio_pika", "aiormq"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    profile = PROFILES[args.profile]
+    drills = args.drill or list(DRILLS)
+    root = make_root()
+    say(
+        f"Failure drills ({profile.name} form, {args.repeat} round(s)): {', '.join(drills)}; "
+        "private servers on loopback, the machine's own are not touched."
+    )
+    started = time.perf_counter()
+    try:
+        results, startup = asyncio.run(
+            run_drills(root, drills, profile, repeat=args.repeat, say=say)
+        )
+    except KeyboardInterrupt:
+        say(f"Interrupted; everything started was stopped. Logs in {root}")
+        return 130
+    except (PrivateInfraError, RuntimeError, TimeoutError, OSError) as exc:
+        say(f"The drills could not run: {exc}\nLogs in {root}")
+        return 1
+    say()
+    say(summary_table(results))
+    say()
+    say(
+        "Startup: "
+        + ", ".join(f"{k} {v:.1f}s" for k, v in startup.items())
+        + f"; total {time.perf_counter() - started:.0f}s"
+    )
+    failed = [r for r in results if not r.passed]
+    if failed or args.keep:
+        say(f"Logs (services, HAProxy, PostgreSQL, Redis, RabbitMQ) kept in {root}")
+    else:
+        shutil.rmtree(root, ignore_errors=True)
+    if failed:
+        say(f"{len(failed)} of {len(results)} drill run(s) FAILED:")
+        for result in failed:
+            say(result.report())
+        return 1
+    say(f"All {len(results)} drill run(s) passed.")
+    return 0
+
+
 def cmd_k8s(args: argparse.Namespace) -> int:
     from agenthq_devctl.k8s import write_base
 
@@ -199,6 +251,19 @@ def main(argv: list[str] | None = None) -> int:
     shots.add_argument("--out", default="docs/screenshots")
     shots.add_argument("--dist", default="web/dist")
     shots.set_defaults(fn=cmd_screenshots)
+    chaos = sub.add_parser(
+        "chaos", help="failure drills on private servers: kill replicas, restart the broker, ..."
+    )
+    chaos.add_argument(
+        "--drill",
+        action="append",
+        choices=["kill-replicas", "rabbitmq-restart", "redis-restart", "postgres-stop"],
+        help="run only this drill (repeatable; default: all)",
+    )
+    chaos.add_argument("--profile", choices=["short", "long"], default="long")
+    chaos.add_argument("--repeat", type=int, default=1, help="rounds of every drill")
+    chaos.add_argument("--keep", action="store_true", help="keep the logs even when all pass")
+    chaos.set_defaults(fn=cmd_chaos)
     k8s = sub.add_parser("k8s", help="write the Kubernetes base (deploy/k8s/base) from the code")
     k8s.add_argument("--out", default="deploy/k8s/base")
     k8s.set_defaults(fn=cmd_k8s)
