@@ -7,7 +7,10 @@ REPLICAS=<n>`` starts it: with more than one, every service is that many
 processes behind HAProxy), on scratch databases, under the namespace
 ``bench-<random>.``, with ``AGENTHQ_DB_POOL_SIZE`` ``--pool-size`` (3) so that
 twelve processes fit PostgreSQL's 100 connections beside other jobs. The
-gateway's rate limits are on but never refuse (``bench/gateway.py``'s).
+gateway's rate limits are on but never refuse (``bench/gateway.py``'s). The
+stacks run in the order 1 2 2 1 (``--rounds`` 2; ``--quick``: 1 2), so that a
+drift in what else runs on the machine weighs on both counts alike, and each
+scenario keeps its best run.
 
 Events: CloudEvents of the metered types (``bench/usage.py``'s ``Workload``:
 ``task.created``, ``task.completed``, ``llm.tokens.used``, ``api.calls``,
@@ -70,12 +73,13 @@ import time
 import traceback
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 from unittest import mock
+from urllib.parse import urlsplit
 
 import asyncpg
 import events as eb  # bench/events.py: worker processes, /proc accounting
@@ -97,6 +101,9 @@ CONSUMERS = {  # queue -> the service (and database) that consumes it
     "realtime.fanout": "realtime",
 }
 PAUSED = ("activity", "usage", "realtime")
+# Other jobs restart the broker or PostgreSQL, take its connections, or change the code
+# a stack imports while it starts: the stack is started again.
+RETRIED: tuple[type[BaseException], ...] = (*eb.TRANSIENT, RuntimeError)
 POLL = 0.1
 LOCK_SAMPLE = 0.05
 
@@ -115,6 +122,10 @@ def id_range(tag: int) -> tuple[uuid.UUID, uuid.UUID]:
 
 class Publisher(ub.Publisher):
     """``bench/usage.py``'s publisher, its events re-numbered with the scenario's tag."""
+
+    async def cmd_configure(self, config: dict[str, Any]) -> None:
+        """What is known only once the stack runs (its exchange)."""
+        self.config.update(config)
 
     async def cmd_prepare(self, kind: str, n: int = 0, tag: int = 0) -> dict[str, int]:  # type: ignore[override]
         if kind == "teams":
@@ -143,21 +154,24 @@ class Proc(eb.Proc):
     child_main = staticmethod(child_main)
 
 
-def loadgen_main(conn: Connection, job: dict[str, Any]) -> None:
-    """``bench/gateway.py``'s load generator, started at a time the orchestrator sets
-    (every load process at once; ``time.perf_counter`` is CLOCK_MONOTONIC on Linux)."""
+def loadgen_main(conn: Connection) -> None:
+    """``bench/gateway.py``'s load generator. Started (and its imports done) while the
+    stack starts; its job comes over the pipe with the time to begin, the same for every
+    load process (``time.perf_counter`` is CLOCK_MONOTONIC on Linux)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(ImportError):
         import uvloop
 
         uvloop.install()
+    try:
+        job = conn.recv()
+    except EOFError:  # the orchestrator went away, or needed no load
+        return
     request = (
         f"GET {job['path']} HTTP/1.1\r\nHost: {job['host']}:{job['port']}\r\n"
         f"Authorization: {job['authorization']}\r\nUser-Agent: agenthq-bench\r\n\r\n"
     ).encode()
-    conn.send(("ready", os.getpid()))
-    start_at = conn.recv()
-    time.sleep(max(0.0, start_at - time.perf_counter()))
+    time.sleep(max(0.0, job["start_at"] - time.perf_counter()))
     try:
         result = asyncio.run(
             gw._load(
@@ -174,12 +188,25 @@ def loadgen_main(conn: Connection, job: dict[str, Any]) -> None:
 # =========================================================================== measuring
 
 
-def find_pid(comm: str) -> int | None:
+def listener_pid(url: str, default_port: int) -> int | None:
+    """The process listening on ``url``'s port (other jobs may run more than one Redis
+    or RabbitMQ on the machine: the one this run uses is the one on its port)."""
+    port = urlsplit(url).port or default_port
+    inodes = set()
+    for table_ in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table_) as f:
+            next(f)
+            for line in f:
+                cols = line.split()
+                if cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:  # LISTEN
+                    inodes.add(f"socket:[{cols[9]}]")
     for entry in os.listdir("/proc"):
         if entry.isdigit():
-            with contextlib.suppress(OSError), open(f"/proc/{entry}/comm") as f:
-                if f.read().strip() == comm:
-                    return int(entry)
+            with contextlib.suppress(OSError):
+                for fd in os.listdir(f"/proc/{entry}/fd"):
+                    with contextlib.suppress(OSError):
+                        if os.readlink(f"/proc/{entry}/fd/{fd}") in inodes:
+                            return int(entry)
     return None
 
 
@@ -198,9 +225,12 @@ class Meter:
         self.stack = stack
         self.admin = admin
         self.databases = databases
-        self.shared = {"redis": find_pid("redis-server"), "rabbitmq": eb.find_rabbitmq()}
+        self.shared = {
+            "redis": listener_pid(REDIS, 6379),
+            "rabbitmq": listener_pid(eb.BROKER_URL, 5672),
+        }
 
-    async def snapshot(self, bench: dict[str, Sequence[int]]) -> dict[str, Any]:
+    async def snapshot(self, bench: Mapping[str, Sequence[int]]) -> dict[str, Any]:
         owners: dict[int, tuple[str, str]] = {}  # pid -> (group, process name)
         for p in self.stack.processes.values():
             if p.process is not None and p.process.returncode is None:
@@ -314,17 +344,53 @@ async def replicated(replicas: int, env: dict[str, str]) -> AsyncIterator[Stack]
             yield stack
 
 
+class Helpers:
+    """The bench's own processes, spawned before the stack so that their imports overlap
+    its start: the publisher and the load generators (told their job later)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.publisher = Proc(
+            ctx,
+            "publisher",
+            {
+                "teams": args.teams,
+                "seed": args.seed,
+                "days": args.days,
+                "duplicates": 0.0,
+                "personal": 0.0,
+                "plan": args.plan,
+            },
+        )
+        self.loads: list[tuple[Any, Connection]] = []
+        for _ in range(args.load_procs):
+            parent, child = ctx.Pipe()
+            process = ctx.Process(target=loadgen_main, args=(child,), daemon=True)
+            process.start()
+            child.close()
+            self.loads.append((process, parent))
+
+    async def stop(self) -> None:
+        await self.publisher.stop()
+        for process, conn in self.loads:
+            conn.close()  # a load process still waiting for its job exits
+            await asyncio.to_thread(process.join, 10)
+            if process.is_alive():
+                process.terminate()  # this one process, by its pid
+                await asyncio.to_thread(process.join, 5)
+
+
 class Run:
     """What one stack's scenarios share."""
 
-    def __init__(self, stack: Stack, args: argparse.Namespace) -> None:
+    def __init__(self, stack: Stack, args: argparse.Namespace, helpers: Helpers) -> None:
         self.stack = stack
         self.args = args
+        self.helpers = helpers
         self.urls = {s: stack.env[f"AGENTHQ_{s.upper()}_DATABASE_URL"] for s in SERVICES}
         self.dbnames = {s: url.rsplit("/", 1)[1] for s, url in self.urls.items()}
         self.namespace = stack.env["AGENTHQ_BUS_NAMESPACE"]
         self.conns: dict[str, asyncpg.Connection] = {}
-        self.procs: list[Proc] = []
 
     async def open(self) -> None:
         self.admin = await eb.connect_admin()
@@ -337,7 +403,6 @@ class Run:
     async def close(self) -> None:
         if hasattr(self, "locks"):
             await self.locks.stop()
-        await asyncio.gather(*(p.stop() for p in self.procs), return_exceptions=True)
         extra = [getattr(self, "admin", None), getattr(self, "sampler_conn", None)]
         for conn in [*self.conns.values(), *(c for c in extra if c is not None)]:
             with contextlib.suppress(Exception):
@@ -414,18 +479,9 @@ class Run:
                 os.kill(pid, sig)  # a process this script started, by its id
 
     async def start_publisher(self) -> Proc:
-        ctx = multiprocessing.get_context("spawn")
-        config = {
-            "exchange": Bus(eb.BROKER_URL, namespace=self.namespace).topology.exchange,
-            "teams": self.args.teams,
-            "seed": self.args.seed,
-            "days": self.args.days,
-            "duplicates": 0.0,
-            "personal": 0.0,
-            "plan": self.args.plan,
-        }
-        self.publisher = Proc(ctx, "publisher", config)
-        self.procs.append(self.publisher)
+        self.publisher = self.helpers.publisher
+        exchange = Bus(eb.BROKER_URL, namespace=self.namespace).topology.exchange
+        await self.publisher.call("configure", {"exchange": exchange})
         await self.publisher.call("start")
         return self.publisher
 
@@ -525,55 +581,37 @@ class Run:
 
     async def gateway_load(self, headers: dict[str, str], team_id: str) -> dict[str, Any]:
         a = self.args
-        ctx = multiprocessing.get_context("spawn")
-        port = self.stack.ports["gateway"]
+        loads = self.helpers.loads
         shares = [
             a.clients // a.load_procs + (i < a.clients % a.load_procs) for i in range(a.load_procs)
         ]
-        loads = []
-        for clients in shares:
-            parent, child = ctx.Pipe()
-            job = {
-                "host": "127.0.0.1",
-                "port": port,
-                "path": f"/v1/teams/{team_id}/workspaces",
-                "authorization": headers["Authorization"],
-                "clients": clients,
-                "warmup": a.warmup,
-                "duration": a.duration,
-            }
-            process = ctx.Process(target=loadgen_main, args=(child, job), daemon=True)
-            process.start()
-            child.close()
-            loads.append((process, parent))
-        try:
-            pids = []
-            for _, conn in loads:
-                if not await asyncio.to_thread(conn.poll, 120):
-                    raise RuntimeError("a load process did not start")
-                pids.append(conn.recv()[1])
-            start_at = time.perf_counter() + 0.3
-            for _, conn in loads:
-                conn.send(start_at)
-            bench = {"load generator": pids}
-            await asyncio.sleep(start_at + a.warmup - time.perf_counter())
-            before = await self.meter.snapshot(bench)
-            await asyncio.sleep(start_at + a.warmup + a.duration - time.perf_counter())
-            after = await self.meter.snapshot(bench)
-            results = []
-            for _, conn in loads:
-                if not await asyncio.to_thread(conn.poll, 60):
-                    raise RuntimeError("a load process did not finish")
-                status, result = conn.recv()
-                if status != "ok":
-                    raise RuntimeError(f"load process failed:\n{result}")
-                results.append(result)
-        finally:
-            for process, conn in loads:
-                await asyncio.to_thread(process.join, 10)
-                if process.is_alive():
-                    process.terminate()  # this one process, by its pid
-                conn.close()
+        start_at = time.perf_counter() + 0.2
+        for (_, conn), clients in zip(loads, shares, strict=True):
+            conn.send(
+                {
+                    "host": "127.0.0.1",
+                    "port": self.stack.ports["gateway"],
+                    "path": f"/v1/teams/{team_id}/workspaces",
+                    "authorization": headers["Authorization"],
+                    "clients": clients,
+                    "warmup": a.warmup,
+                    "duration": a.duration,
+                    "start_at": start_at,
+                }
+            )
+        bench = {"load generator": [process.pid for process, _ in loads]}
+        await asyncio.sleep(start_at + a.warmup - time.perf_counter())
+        before = await self.meter.snapshot(bench)
+        await asyncio.sleep(start_at + a.warmup + a.duration - time.perf_counter())
+        after = await self.meter.snapshot(bench)
+        results = []
+        for _, conn in loads:  # the processes exit after answering (Helpers.stop joins them)
+            if not await asyncio.to_thread(conn.poll, 60):
+                raise RuntimeError("a load process did not finish")
+            status, result = conn.recv()
+            if status != "ok":
+                raise RuntimeError(f"load process failed:\n{result}")
+            results.append(result)
         latencies = sorted(x for r in results for x in r["latencies"])
         errors: dict[int, int] = defaultdict(int)
         for r in results:
@@ -726,6 +764,7 @@ async def run_stack(replicas: int, args: argparse.Namespace, last: bool) -> dict
     started = time.monotonic()
     failed = True
     log_dir: Path | None = None
+    helpers = Helpers(args)
     try:
         async with replicated(replicas, env) as stack:
             log_dir = stack.log_dir
@@ -735,7 +774,7 @@ async def run_stack(replicas: int, args: argparse.Namespace, last: bool) -> dict
                 f"{' behind HAProxy' if stack.balancer else ''}, ready in {f['startup_s']:.0f} s",
                 flush=True,
             )
-            run = Run(stack, args)
+            run = Run(stack, args, helpers)
             try:
                 await run.open()
                 phase = time.monotonic()
@@ -779,6 +818,7 @@ async def run_stack(replicas: int, args: argparse.Namespace, last: bool) -> dict
                 await run.close()
         failed = False
     finally:
+        await helpers.stop()
         if log_dir is not None:
             if failed or args.keep_logs:
                 print(f"  the stack's logs: {log_dir}", flush=True)
@@ -807,7 +847,8 @@ def best_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """One replica count's runs: each scenario from the run where it went fastest."""
     best = dict(runs[0])
     for scenario, key in BEST_BY.items():
-        best[scenario] = max((r[scenario] for r in runs), key=lambda s, k=key: s[k])
+        found: list[dict[str, Any]] = [r[scenario] for r in runs]
+        best[scenario] = max(found, key=lambda s: float(s[key]))
     best["idle"] = min((r["idle"] for r in runs), key=lambda i: i["cpu"]["ours_cores"])
     best["runs"] = len(runs)
     return best
@@ -824,8 +865,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             try:
                 got = await run_stack(replicas, args, last=i == len(plan) - 1)
                 break
-            except (*eb.TRANSIENT, RuntimeError) as exc:
-                # Other jobs restart the broker or PostgreSQL, or take its connections.
+            except RETRIED as exc:
                 if attempt == args.attempts:
                     raise
                 print(f"  disturbed ({exc!r:.300}); starting this stack again", file=sys.stderr)
@@ -955,6 +995,13 @@ def limits(by: dict[int, dict[str, Any]]) -> list[str]:
             f"{b['cpu']['others_cores']:.2f}); stack CPU per {unit} {ca:.2f} -> {cb:.2f} ms "
             f"({100 * (cb / ca - 1):+.0f} %)"
         )
+    for scenario in ("live", "drain", "gateway"):
+        a, b = one[scenario]["cpu"]["others_cores"], two[scenario]["cpu"]["others_cores"]
+        if abs(a - b) > 0.25:
+            lines.append(
+                f"note: other jobs took {a:.2f} vs {b:.2f} cores during the {scenario} runs: "
+                "compare its CPU per event or request, not its rates"
+            )
     waits = {
         s: (one["drain"]["locks"][s]["lock_wait_pct"], two["drain"]["locks"][s]["lock_wait_pct"])
         for s in ("activity", "usage", "realtime")
@@ -1106,8 +1153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--replica-counts", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--rounds", type=int, default=2, help="1: 1 then 2 replicas; 2: 1 2 2 1")
     parser.add_argument("--events", type=int, default=10_000, help="per scenario (live, drain)")
-    parser.add_argument("--warmup-events", type=int, default=2_000)
-    parser.add_argument("--teams", type=int, default=1_000)
+    parser.add_argument("--warmup-events", type=int, default=1_000)
+    parser.add_argument("--teams", type=int, default=500)
     parser.add_argument("--plan", default="enterprise")
     parser.add_argument("--days", type=float, default=3.0)
     parser.add_argument("--batch", type=int, default=50, help="publishes per gather")
@@ -1115,7 +1162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workspaces", type=int, default=5)
     parser.add_argument("--clients", type=int, default=64, help="gateway connections in all")
     parser.add_argument("--load-procs", type=int, default=2)
-    parser.add_argument("--duration", type=float, default=6.0, help="measured gateway seconds")
+    parser.add_argument("--duration", type=float, default=5.0, help="measured gateway seconds")
     parser.add_argument("--idle", type=float, default=2.0, help="seconds of idle CPU measured")
     parser.add_argument("--warmup", type=float, default=2.0, help="gateway warm-up seconds")
     parser.add_argument("--pool-size", type=int, default=3, help="AGENTHQ_DB_POOL_SIZE")
