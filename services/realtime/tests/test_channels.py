@@ -9,6 +9,7 @@ import os
 import socket
 import time
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -211,6 +212,40 @@ async def test_resume_from_a_trimmed_id_fails_cleanly(rt: Harness) -> None:
     ws = await rt.connect(rt.b, team, alice, since="1-0")
     assert (await receive(ws))["type"] == "welcome"
     assert (await receive(ws))["type"] == "resume.failed"
+    await ws.close()
+
+
+async def not_presence(ws) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """The next frame that is not a presence announcement (their place among the
+    others depends on timing)."""
+    while True:
+        frame = await receive(ws)
+        if not frame["type"].startswith("presence."):
+            return frame  # type: ignore[no-any-return]
+
+
+async def test_a_quiet_teams_history_expires_and_an_older_resume_fails(rt: Harness) -> None:
+    alice = uuid.uuid4()
+    team = await rt.team((alice, "admin"))
+    hub = rt.a.service.component(Channels).hub
+    frame_id = await hub.append(team, {"f": json.dumps({"type": "n", "data": 1})})
+    # Every append pushes the expiry back by the history's lifetime.
+    ttl = await hub.redis.ttl(hub.key(team))
+    assert hub.history_ttl - 5 <= ttl <= hub.history_ttl
+    # The history expired: a resume from before the expiry cannot be served...
+    await hub.redis.delete(hub.key(team))
+    expired_ms = (int(time.time()) - hub.history_ttl - 60) * 1000
+    ws = await rt.connect(rt.b, team, alice, since=f"{expired_ms}-0")
+    assert (await receive(ws))["type"] == "welcome"
+    assert (await not_presence(ws))["type"] == "resume.failed"
+    await ws.close()
+    # ...but one from after it (or from a Redis that lost its data) saw
+    # everything there was, and goes on with what comes next.
+    ws = await rt.connect(rt.b, team, alice, since=frame_id)
+    assert (await receive(ws))["type"] == "welcome"
+    await hub.append(team, {"f": json.dumps({"type": "n", "data": 2})})
+    frame = await not_presence(ws)
+    assert frame["type"] == "n" and frame["data"] == 2
     await ws.close()
 
 

@@ -32,6 +32,7 @@ def bootstrap(settings: RealtimeSettings, *, key_source: KeySource | None = None
         prefix=prefix,
         instance_id=settings.instance_id or uuid.uuid4().hex[:12],
         history=settings.history_frames,
+        history_ttl=settings.history_ttl_seconds,
     )
     channels = Channels(
         hub=hub,
@@ -51,6 +52,7 @@ def bootstrap(settings: RealtimeSettings, *, key_source: KeySource | None = None
         service.redis,
         prefix=prefix,
         history=settings.history_frames,
+        history_ttl=settings.history_ttl_seconds,
     )
 
     async def read_streams() -> None:

@@ -42,6 +42,13 @@ class RealtimeSettings(ServiceSettings):
         validation_alias="AGENTHQ_REALTIME_HISTORY_FRAMES",
         description="Frames kept per team for resuming (approximately; at least 1000)",
     )
+    history_ttl_seconds: int = Field(
+        default=86_400,
+        ge=600,
+        validation_alias="AGENTHQ_REALTIME_HISTORY_TTL_SECONDS",
+        description="A team's history is dropped this long after its last frame (a million "
+        "quiet teams would otherwise keep theirs in Redis for ever); at least 10 minutes",
+    )
     presence_ttl_seconds: float = Field(
         default=30.0,
         gt=0,

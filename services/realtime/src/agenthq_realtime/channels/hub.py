@@ -165,11 +165,18 @@ class Connection:
 
 class Hub:
     def __init__(
-        self, redis: aioredis.Redis, *, prefix: str, instance_id: str, history: int
+        self,
+        redis: aioredis.Redis,
+        *,
+        prefix: str,
+        instance_id: str,
+        history: int,
+        history_ttl: int,
     ) -> None:
         self.redis = redis
         self.prefix = prefix
         self.history = history
+        self.history_ttl = history_ttl
         self.teams: dict[uuid.UUID, set[Connection]] = {}
         self._cursors: dict[uuid.UUID, bytes] = {}
         self._wake_key = f"{prefix}{KEY_PREFIX}:instance:{instance_id}:wake"
@@ -180,9 +187,11 @@ class Hub:
         return stream_key(self.prefix, team_id)
 
     async def append(self, team_id: uuid.UUID, fields: dict[str, str]) -> str:
-        frame_id = await self.redis.xadd(
-            self.key(team_id), fields, maxlen=self.history, approximate=True
-        )
+        key = self.key(team_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xadd(key, fields, maxlen=self.history, approximate=True)
+            pipe.expire(key, self.history_ttl)
+            frame_id, _ = await pipe.execute()
         return str(frame_id.decode())
 
     async def last_id(self, team_id: uuid.UUID) -> str:
@@ -192,18 +201,33 @@ class Hub:
     async def resumable(self, team_id: uuid.UUID, since: str) -> bool:
         """Whether every frame after ``since`` is still in the stream.
 
-        Trimming forgets which ids it removed; what is known is that all of them
-        came before the first entry kept. So a resume point before that entry
-        fails once anything was trimmed (in the one case where ``since`` was the
-        very last frame trimmed, conservatively: the client reloads over HTTP).
+        Frames leave a stream two ways. Trimming forgets which ids it removed;
+        what is known is that all of them came before the first entry kept, so
+        a resume point before that entry fails once anything was trimmed (in
+        the one case where ``since`` was the very last frame trimmed,
+        conservatively: the client reloads over HTTP). And a quiet team's
+        whole stream expires ``history_ttl`` after its last frame (then the
+        next frame starts a new one): frame ids are the server's clock in ms,
+        so a point newer than that has seen every frame that expired since.
+        "0-0" (the welcome of a team without frames) saw none.
         """
+        point = parse_id(since)
+        if point == (0, 0):
+            return True
         try:
             info = await self.redis.xinfo_stream(self.key(team_id))
-        except aioredis.ResponseError:  # no stream: nothing was ever trimmed
+        except aioredis.ResponseError:  # no stream (expired, or Redis lost it)
+            return await self._newer_than_expiry(point)
+        first = parse_id(info.get("recorded-first-entry-id") or b"0-0")
+        if point >= first:
             return True
         trimmed = int(info.get("entries-added", 0)) > int(info.get("length", 0))
-        first = info.get("recorded-first-entry-id") or b"0-0"
-        return not trimmed or parse_id(since) >= parse_id(first)
+        return not trimmed and await self._newer_than_expiry(point)
+
+    async def _newer_than_expiry(self, point: tuple[int, int]) -> bool:
+        seconds, micros = await self.redis.time()
+        now_ms = seconds * 1000 + micros // 1000
+        return point[0] >= now_ms - self.history_ttl * 1000
 
     async def prepare(self, team_id: uuid.UUID, since: str | None) -> tuple[str, bool]:
         """The stream's last id now, and whether ``since`` can still be resumed."""
