@@ -164,6 +164,7 @@ def cmd_screenshots(args: argparse.Namespace) -> int:
 
 
 def cmd_chaos(args: argparse.Namespace) -> int:
+    import dataclasses
     import logging
     import shutil
 
@@ -175,6 +176,10 @@ def cmd_chaos(args: argparse.Namespace) -> int:
     for name in ("aio_pika", "aiormq"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     profile = PROFILES[args.profile]
+    if args.down is not None:
+        profile = dataclasses.replace(
+            profile, rabbit_down=args.down, redis_down=args.down, postgres_down=args.down
+        )
     drills = args.drill or list(DRILLS)
     root = make_root()
     say(
@@ -262,6 +267,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     chaos.add_argument("--profile", choices=["short", "long"], default="long")
     chaos.add_argument("--repeat", type=int, default=1, help="rounds of every drill")
+    chaos.add_argument(
+        "--down",
+        type=float,
+        help="seconds RabbitMQ, Redis and PostgreSQL stay down (default: the profile's)",
+    )
     chaos.add_argument("--keep", action="store_true", help="keep the logs even when all pass")
     chaos.set_defaults(fn=cmd_chaos)
     k8s = sub.add_parser("k8s", help="write the Kubernetes base (deploy/k8s/base) from the code")
