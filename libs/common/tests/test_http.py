@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio
 from fastapi import FastAPI, Request
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from agenthq_common import health
 from agenthq_common.errors import Conflict, NotFound, ServiceUnavailable, TooManyRequests
@@ -24,6 +28,16 @@ HEX_ID = re.compile(r"^[0-9a-f]{32}$")
 class Thing(StrictModel):
     name: str
     count: int
+
+
+def closed_port() -> int:
+    """A local port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+CLOSED_PORT = closed_port()
 
 
 def build_app() -> FastAPI:
@@ -56,6 +70,23 @@ def build_app() -> FastAPI:
     @app.get("/unavailable")
     async def unavailable() -> None:
         raise ServiceUnavailable("Database down", retry_after=9)
+
+    @app.get("/redis-down")
+    async def redis_down() -> None:
+        client = redis.asyncio.Redis(port=CLOSED_PORT, socket_connect_timeout=1)
+        try:
+            await client.ping()
+        finally:
+            await client.aclose()
+
+    @app.get("/database-down")
+    async def database_down() -> None:
+        engine = create_async_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{CLOSED_PORT}/x")
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        finally:
+            await engine.dispose()
 
     @app.get("/boom")
     async def boom() -> None:
@@ -211,6 +242,17 @@ async def test_500_internal_error_without_traceback(client: httpx.AsyncClient) -
     assert "details" not in error
     for leak in (SECRET_MARKER, "Traceback", "RuntimeError", 'File "', "test_http.py"):
         assert leak not in response.text
+
+
+@pytest.mark.parametrize("path", ["/redis-down", "/database-down"])
+async def test_an_unreachable_dependency_is_a_503_to_retry_not_a_500(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    response = await client.get(path)
+    error = assert_error_shape(response, 503, "service_unavailable")
+    assert "retry shortly" in error["message"]
+    assert response.headers["retry-after"] == "5"
+    assert "Traceback" not in response.text and str(CLOSED_PORT) not in response.text
 
 
 async def test_500_still_carries_a_request_id(client: httpx.AsyncClient) -> None:

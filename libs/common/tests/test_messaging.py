@@ -180,7 +180,7 @@ async def test_failing_message_is_retried_then_dead_lettered(common_db: Database
     @consumer.on("team.*")
     async def always_fails(event: CloudEvent, _: Any, uow: UnitOfWork) -> None:
         attempts.append(str(event.id))
-        raise ConnectionError("downstream is down")
+        raise ValueError("a bug no retry fixes")
 
     await consumer.start(bus)
     event = make_event()
@@ -196,6 +196,30 @@ async def test_failing_message_is_retried_then_dead_lettered(common_db: Database
                 select(func.count()).select_from(inbox).where(inbox.c.consumer == name)
             )
         ).scalar_one() == 0
+
+
+async def test_an_outage_is_retried_past_the_retries_of_bad_messages(
+    common_db: Database, bus: Bus
+) -> None:
+    """A dependency down for longer than every back-off together: the message
+    waits for it (at the longest back-off) instead of being dead-lettered."""
+    name = queue_name()
+    attempts: list[str] = []
+    consumer = EventConsumer(name, common_db, registry)
+
+    @consumer.on("team.*")
+    async def fails_while_down(event: CloudEvent, _: Any, uow: UnitOfWork) -> None:
+        attempts.append(str(event.id))
+        if len(attempts) <= 5:  # max_retries is 2 here
+            raise ConnectionError("Redis is restarting")
+        await uow.session.execute(insert(effects).values(event_id=event.id, consumer=name))
+
+    await consumer.start(bus)
+    event = make_event()
+    await bus.publish(event)
+    await eventually(lambda: effect_count(common_db, name, event.id), within=10.0)
+    assert attempts == [str(event.id)] * 6
+    assert await _dead_letters(bus, name, expect=0) == []
 
 
 async def test_unreadable_message_is_dead_lettered_at_once(common_db: Database, bus: Bus) -> None:

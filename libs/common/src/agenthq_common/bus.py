@@ -36,6 +36,7 @@ from opentelemetry.trace import StatusCode, use_span
 
 from agenthq_common.events.envelope import CONTENT_TYPE, CloudEvent
 from agenthq_common.logging import get_logger
+from agenthq_common.outages import is_outage
 from agenthq_common.tracing import (
     message_headers,
     start_consumer_span,
@@ -88,6 +89,9 @@ class Bus:
         publish_timeout: float = 10.0,
         queue_type: str = "classic",
     ) -> None:
+        if max_retries < 1:
+            # Outages wait on the retry queues: there must be at least one.
+            raise ValueError("max_retries must be at least 1")
         self.url = url
         # "quorum": replicated on a RabbitMQ cluster (its recommended type for
         # data safety); "classic" (the default) for a single local broker.
@@ -344,7 +348,12 @@ class Bus:
         exc: Exception,
     ) -> None:
         retries = int((message.headers or {}).get(RETRY_HEADER, 0) or 0)
-        if retries >= self.max_retries:
+        if is_outage(exc):
+            # A dependency is down: nothing is wrong with the message. Retry it
+            # (at the longest back-off once the others are spent) until the
+            # dependency is back, without spending the retries of bad messages.
+            retries = min(retries, self.max_retries - 1)
+        elif retries >= self.max_retries:
             log.error(
                 "message dead-lettered after retries",
                 queue=queue_name,

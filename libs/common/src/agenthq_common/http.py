@@ -20,11 +20,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from agenthq_common.errors import DomainError, error_body
 from agenthq_common.logging import get_logger
 from agenthq_common.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from agenthq_common.outages import is_outage
 
 log = get_logger("agenthq.http")
 
 REQUEST_ID_HEADER = "x-request-id"
 INTERNAL_ERROR_MESSAGE = "Something went wrong on our side; it has been logged."
+UNAVAILABLE_MESSAGE = "A service this request needs is unavailable for a moment; retry shortly."
 # A client's id is echoed only if it is a sane token; anything else is replaced.
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -92,15 +94,13 @@ class RequestContextMiddleware:
                     )
                     return
                 await self.app(scope, receive, send_with_id)
-            except Exception:
+            except Exception as exc:
                 # Logged here, with the request id, and answered in the contract's
                 # shape; not re-raised, so the server does not log it a second time.
-                log.exception("unhandled error", path=scope.get("path"))
+                code, body, headers = unexpected_error(exc, scope.get("path"))
                 if scope["type"] != "http" or status != 500 or started_response:
                     raise
-                await send_error(
-                    send_with_id, 500, error_body("internal_error", INTERNAL_ERROR_MESSAGE)
-                )
+                await send_error(send_with_id, code, body, headers)
             finally:
                 if scope["type"] == "http":
                     elapsed = time.perf_counter() - started
@@ -116,6 +116,20 @@ class RequestContextMiddleware:
                             status=status,
                             ms=round(elapsed * 1000, 2),
                         )
+
+
+def unexpected_error(
+    exc: Exception, path: str | None
+) -> tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]:
+    """The answer to an exception no handler took (and its log line): 503 to
+    retry when a dependency was unreachable, else 500 (never a traceback)."""
+    if is_outage(exc):
+        # Nothing wrong with the request: the same one will work shortly.
+        log.warning("dependency unavailable", path=path, error=repr(exc))
+        body = error_body("service_unavailable", UNAVAILABLE_MESSAGE)
+        return 503, body, [(b"retry-after", b"5")]
+    log.exception("unhandled error", path=path, exc_info=exc)
+    return 500, error_body("internal_error", INTERNAL_ERROR_MESSAGE), []
 
 
 def _has_nul(scope: Scope) -> bool:
@@ -183,8 +197,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", path=request.url.path)
-        return JSONResponse(error_body("internal_error", INTERNAL_ERROR_MESSAGE), status_code=500)
+        code, body, headers = unexpected_error(exc, request.url.path)
+        plain = {name.decode(): value.decode() for name, value in headers}
+        return JSONResponse(body, status_code=code, headers=plain)
 
 
 def client_ip(request: Request) -> str | None:

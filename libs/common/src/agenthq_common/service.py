@@ -15,6 +15,9 @@ from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from fastapi import APIRouter, FastAPI
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from agenthq_common.auth import KeySource, RemoteJwks, TokenVerifier
 from agenthq_common.authz import MembershipResolver
@@ -81,7 +84,18 @@ class Service:
         # for a connection instead of failing with "Too many connections".
         self.redis: aioredis.Redis = aioredis.Redis.from_pool(  # closes the pool with it
             aioredis.BlockingConnectionPool.from_url(
-                settings.redis_url, max_connections=settings.redis_max_connections, timeout=10
+                settings.redis_url,
+                max_connections=settings.redis_max_connections,
+                timeout=10,
+                # After a Redis restart every pooled connection is dead and
+                # fails its next command, minutes later if need be (the
+                # failure drills saw a socket refused 50 s after Redis was
+                # back). Retrying on a fresh connection hides that. A command
+                # whose connection broke after it ran runs twice: a counter
+                # counts one more, an idempotency claim answers "in progress",
+                # which clients retry; rare, and better than failing them all.
+                retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+                retry_on_error=[RedisConnectionError],
             )
         )
         self.key_source = key_source or RemoteJwks(settings.jwks_url)

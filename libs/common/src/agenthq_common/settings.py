@@ -81,7 +81,7 @@ class ServiceSettings(BaseSettings):
     )
     consumer_prefetch: int = Field(default=64, description="Unacked messages per consumer")
     consumer_max_retries: int = Field(
-        default=5, description="Retries of a failing message before it is dead-lettered"
+        default=5, ge=1, description="Retries of a failing message before it is dead-lettered"
     )
     consumer_retry_base_ms: int = Field(
         default=200, description="First retry delay; each retry doubles it"
