@@ -38,9 +38,17 @@ async def test_one_trace_from_the_gateway_through_the_relay_to_every_consumer(
     assert created.status_code == 201, created.text
 
     async def arrived() -> list[ReceivedSpan] | None:
+        # Each process exports on its own schedule: wait for every hop.
         spans = otlp.trace(trace_id)
-        consumers = {s.service for s in spans if s.kind == "CONSUMER"}
-        return spans if {"agenthq-activity", "agenthq-realtime"} <= consumers else None
+        hops = {(s.service, s.kind) for s in spans}
+        expected = {
+            ("agenthq-gateway", "SERVER"),
+            ("agenthq-workspace", "SERVER"),
+            ("agenthq-workspace", "PRODUCER"),
+            ("agenthq-activity", "CONSUMER"),
+            ("agenthq-realtime", "CONSUMER"),
+        }
+        return spans if expected <= hops else None
 
     spans = await eventually(arrived, within=15.0, interval=0.2)
 
