@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from agenthq_common.bus import Bus
 from agenthq_common.testing.infra import Infrastructure
 from agenthq_common.testing.otlp import OtlpCollector
 from agenthq_common.testing.plugin import Databases
@@ -34,6 +35,25 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
+def e2e_namespace(bus_namespace: str) -> str:
+    """The end-to-end stack's own broker and Redis namespace (inside the run's,
+    so it is removed with it). Shared with the in-process tests, its queues
+    would start with what those left behind: the queues of services they
+    stopped stay bound and keep every event published since, thousands of
+    them, which the stack's consumers would work through first."""
+    return f"{bus_namespace}e2e."
+
+
+@pytest.fixture(scope="session")
+async def e2e_bus(infra: Infrastructure, e2e_namespace: str) -> AsyncIterator[Bus]:
+    """The tests' connection to the stack's bus, to publish as other services would."""
+    bus = Bus(infra.broker_url, namespace=e2e_namespace)
+    await bus.connect()
+    yield bus
+    await bus.close()
+
+
+@pytest.fixture(scope="session")
 async def otlp() -> AsyncIterator[OtlpCollector]:
     """Where the session's stack exports its spans (tracing is off by default)."""
     collector = OtlpCollector()
@@ -47,14 +67,14 @@ async def stack(
     infra: Infrastructure,
     otlp: OtlpCollector,
     databases: Databases,
-    bus_namespace: str,
+    e2e_namespace: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Stack]:
     env = {
         "AGENTHQ_POSTGRES_URL": infra.postgres_url,
         "AGENTHQ_BROKER_URL": infra.broker_url,
         "AGENTHQ_REDIS_URL": infra.redis_url,
-        "AGENTHQ_BUS_NAMESPACE": bus_namespace,
+        "AGENTHQ_BUS_NAMESPACE": e2e_namespace,
         "AGENTHQ_OUTBOX_POLL_INTERVAL": "0.5",
         "AGENTHQ_USAGE_INGEST_CREDENTIALS": json.dumps([USAGE_CREDENTIAL]),
         "AGENTHQ_API_CALLS_FLUSH_INTERVAL": "1",

@@ -17,12 +17,12 @@ from agenthq_devctl.supervisor import Stack
 
 
 async def test_the_demo_fills_the_system_and_can_run_again(
-    stack: Stack, gateway: httpx.AsyncClient, infra: Infrastructure, bus_namespace: str
+    stack: Stack, gateway: httpx.AsyncClient, infra: Infrastructure, e2e_namespace: str
 ) -> None:
     url = stack.public_url("gateway")
     lines: list[str] = []
     first = await build(
-        url, infra.broker_url, bus_namespace, events_per_team=60, days=10, say=lines.append
+        url, infra.broker_url, e2e_namespace, events_per_team=60, days=10, say=lines.append
     )
     assert set(first["teams"]) == set(TEAMS)
     assert first["published"] == 120
@@ -76,7 +76,7 @@ async def test_the_demo_fills_the_system_and_can_run_again(
 
     assert await eventually(tasks_counted, within=30.0) == 20
 
-    again = await build(url, infra.broker_url, bus_namespace, events_per_team=0, say=lines.append)
+    again = await build(url, infra.broker_url, e2e_namespace, events_per_team=0, say=lines.append)
     assert again["teams"] == first["teams"]
     assert again["people"] == first["people"]
     workspaces_again = (

@@ -249,7 +249,7 @@ async def test_a_removed_member_is_disconnected_on_every_process_within_a_second
 
 
 async def test_resume_on_the_other_process_without_gap_or_duplicate(
-    instances: Instances, gateway: httpx.AsyncClient, infra: Infrastructure, bus_namespace: str
+    instances: Instances, gateway: httpx.AsyncClient, infra: Infrastructure, e2e_namespace: str
 ) -> None:
     team_id, owner, (member,) = await team_of(gateway, "member")
     sender, _ = await instances.connect(B, team_id, owner)
@@ -283,7 +283,7 @@ async def test_resume_on_the_other_process_without_gap_or_duplicate(
     # Too old to resume: the history was trimmed past it.
     redis = aioredis.from_url(infra.redis_url)
     try:
-        await redis.xtrim(stream_key(bus_namespace, uuid.UUID(team_id)), maxlen=1)
+        await redis.xtrim(stream_key(e2e_namespace, uuid.UUID(team_id)), maxlen=1)
     finally:
         await redis.aclose()
     failed, _ = await instances.connect(A, team_id, member, since="1-0")

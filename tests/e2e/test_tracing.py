@@ -50,7 +50,11 @@ async def test_one_trace_from_the_gateway_through_the_relay_to_every_consumer(
         }
         return spans if expected <= hops else None
 
-    spans = await eventually(arrived, within=15.0, interval=0.2)
+    try:
+        spans = await eventually(arrived, within=15.0, interval=0.2)
+    except AssertionError:
+        seen = [(s.service, s.kind, s.name) for s in otlp.trace(trace_id)]
+        raise AssertionError(f"hops of the trace so far: {seen}; {len(otlp.spans)} spans") from None
 
     edge = one(spans, "agenthq-gateway", "SERVER", "POST /v1/")  # its catch-all route
     assert edge.parent_span_id == client_span  # the gateway continued the client's trace

@@ -33,7 +33,7 @@ async def usage_db(stack: Stack) -> asyncpg.Connection:
 
 
 async def test_the_usage_service_killed_mid_stream_loses_and_doubles_nothing(
-    stack: Stack, gateway: httpx.AsyncClient, event_bus: Bus
+    stack: Stack, gateway: httpx.AsyncClient, e2e_bus: Bus
 ) -> None:
     owner = await sign_up(gateway, "metered")
     team_id = uuid.UUID(await create_team(gateway, owner, "Metered"))
@@ -63,7 +63,7 @@ async def test_the_usage_service_killed_mid_stream_loses_and_doubles_nothing(
             # In chunks: thousands of unconfirmed publishes at once can outlast
             # the publish timeout on a loaded machine.
             for i in range(0, len(batch), 100):
-                await asyncio.gather(*(event_bus.publish(e) for e in batch[i : i + 100]))
+                await asyncio.gather(*(e2e_bus.publish(e) for e in batch[i : i + 100]))
 
         publishing = asyncio.create_task(publish_all(events))
 
