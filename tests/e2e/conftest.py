@@ -37,10 +37,9 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def e2e_namespace(bus_namespace: str) -> str:
     """The end-to-end stack's own broker and Redis namespace (inside the run's,
-    so it is removed with it). Shared with the in-process tests, its queues
-    would start with what those left behind: the queues of services they
-    stopped stay bound and keep every event published since, thousands of
-    them, which the stack's consumers would work through first."""
+    so it is removed with it). Shared with the in-process tests, whose services
+    run until the session ends, the stack's consumers would compete with theirs
+    for its events, and start with the backlog their queues gathered."""
     return f"{bus_namespace}e2e."
 
 
@@ -83,12 +82,16 @@ async def stack(
         "OTEL_BSP_SCHEDULE_DELAY": "200",  # ms: the tracing test waits less
         # Small pools: this stack lives through the whole session beside the
         # extra processes some tests start, within PostgreSQL's 100 connections.
-        "AGENTHQ_DB_POOL_SIZE": "3" if REPLICAS == 1 else "2",
+        "AGENTHQ_DB_POOL_SIZE": "2",
+        "AGENTHQ_OUTBOX_LANES": "1",
         # The default limits, but every test signs up from 127.0.0.1.
         "AGENTHQ_RATE_LIMITS": json.dumps({**DEFAULT_RATE_LIMITS, "auth": {"ip": "100000/minute"}}),
     }
     for service in SERVICES:
-        env[f"AGENTHQ_{service.upper()}_DATABASE_URL"] = await databases.fresh(service)
+        # Databases of its own: the in-process tests' services (still running,
+        # session-scoped) would otherwise share their outboxes with the stack's,
+        # and their relays publish into the in-process tests' namespace.
+        env[f"AGENTHQ_{service.upper()}_DATABASE_URL"] = await databases.fresh(service, "_e2e")
     log_dir = Path(tmp_path_factory.mktemp("stack-logs"))
     system = Stack(
         log_dir=log_dir,

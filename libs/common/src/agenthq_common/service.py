@@ -108,7 +108,12 @@ class Service:
         self.membership_resolver: MembershipResolver = membership_resolver or ReadModelResolver(
             settings.team_url
         )
-        self.relay = OutboxRelay(self.db, self.bus, poll_interval=settings.outbox_poll_interval)
+        self.relay = OutboxRelay(
+            self.db,
+            self.bus,
+            poll_interval=settings.outbox_poll_interval,
+            lanes=settings.outbox_lanes,
+        )
         self.consumers: list[EventConsumer] = []
         self.routers: list[APIRouter] = []
         self._on_startup: list[Hook] = []

@@ -79,6 +79,12 @@ class ServiceSettings(BaseSettings):
     outbox_poll_interval: float = Field(
         default=1.0, description="Seconds between outbox polls when no NOTIFY arrives"
     )
+    outbox_lanes: int = Field(
+        default=2,
+        ge=1,
+        description="Outbox relay passes in flight at once, each on a database connection "
+        "of its own (plus one that listens for commits)",
+    )
     consumer_prefetch: int = Field(default=64, description="Unacked messages per consumer")
     consumer_max_retries: int = Field(
         default=5, ge=1, description="Retries of a failing message before it is dead-lettered"

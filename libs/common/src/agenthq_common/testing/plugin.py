@@ -115,6 +115,12 @@ def settings_for(infra: Infrastructure, bus_namespace: str) -> Callable[..., Any
             "bus_namespace": bus_namespace,
             "log_json": False,
             "outbox_poll_interval": 0.5,
+            # Small: a test session runs a dozen services in its own process
+            # beside the end-to-end stacks' processes, within PostgreSQL's
+            # default 100 connections (each service: its pool, as many again
+            # on bursts, and the relay's listener and lanes).
+            "db_pool_size": 2,
+            "outbox_lanes": 1,
             **overrides,
         }
         return cls(**values)  # type: ignore[call-arg]
