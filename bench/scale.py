@@ -73,12 +73,10 @@ import time
 import traceback
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Mapping, Sequence
-from functools import partial
+from collections.abc import Mapping, Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
-from unittest import mock
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -89,7 +87,6 @@ import redis.asyncio as aioredis
 import usage as ub  # bench/usage.py: the metered events and their publisher
 from harness.stack import REDIS, owner_with_team, scratch_stack
 
-import agenthq_devctl.scratch as scratch
 from agenthq_common.bus import Bus
 from agenthq_common.outbox import asyncpg_dsn
 from agenthq_devctl.services import SERVICES
@@ -333,15 +330,6 @@ class LockSampler:
 
 
 # =========================================================================== one stack
-
-
-@contextlib.asynccontextmanager
-async def replicated(replicas: int, env: dict[str, str]) -> AsyncIterator[Stack]:
-    """``harness.stack.scratch_stack`` with ``replicas`` processes of every service
-    (its ``Stack``, made with ``replicas=``: the same databases, namespace and cleanup)."""
-    with mock.patch.object(scratch, "Stack", partial(Stack, replicas=replicas)):
-        async with scratch_stack(f"scale{replicas}", env) as stack:
-            yield stack
 
 
 class Helpers:
@@ -766,7 +754,7 @@ async def run_stack(replicas: int, args: argparse.Namespace, last: bool) -> dict
     log_dir: Path | None = None
     helpers = Helpers(args)
     try:
-        async with replicated(replicas, env) as stack:
+        async with scratch_stack(f"scale{replicas}", env, replicas=replicas) as stack:
             log_dir = stack.log_dir
             f["startup_s"] = time.monotonic() - started
             print(

@@ -48,9 +48,6 @@ log = get_logger(__name__)
 RETRY_HEADER = "x-agenthq-retries"
 
 
-_nothing = contextlib.nullcontext
-
-
 class PermanentFailure(Exception):
     """Raised by a handler for a message that no retry can fix: dead-letter at once."""
 
@@ -286,7 +283,11 @@ class Bus:
                     # One message: its span is current, so what the handler
                     # does (and logs) belongs to the message's trace.
                     current = spans[0] if len(batch) == 1 else None
-                    with _nothing() if current is None else use_span(current, end_on_exit=False):
+                    with (
+                        contextlib.nullcontext()
+                        if current is None
+                        else use_span(current, end_on_exit=False)
+                    ):
                         outcomes = await handler(batch)
                 except Exception as exc:  # the handler itself broke: treat all as failed
                     outcomes = [exc] * len(batch)

@@ -31,8 +31,11 @@ REDIS = os.environ.get("AGENTHQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @asynccontextmanager
-async def scratch_stack(tag: str, env: Mapping[str, str] | None = None) -> AsyncIterator[Stack]:
-    """All six services started as ``make run`` starts them, ready."""
+async def scratch_stack(
+    tag: str, env: Mapping[str, str] | None = None, *, replicas: int = 1
+) -> AsyncIterator[Stack]:
+    """All six services started as ``make run`` starts them (``replicas`` of
+    each, behind HAProxy when more than one), ready."""
     run = uuid.uuid4().hex[:8]
     namespace = f"bench-{run}."
     full_env = {
@@ -54,6 +57,7 @@ async def scratch_stack(tag: str, env: Mapping[str, str] | None = None) -> Async
             ports={s: free_port() for s in SERVICES},
             ws_port=free_port(),
             env=full_env,
+            replicas=replicas,
         )
         await stack.start()
         try:
